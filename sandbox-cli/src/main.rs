@@ -1,0 +1,197 @@
+//! `stockade`: the command-line front end. Thin: options become a
+//! [`stockade::PolicyFile`], the core does the rest. The options, defaults and
+//! exit codes are the stable contract of DESIGN.md.
+
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use stockade::{Error, PolicyFile};
+
+/// Exit status when the sandbox could not be set up (nothing ran).
+const SETUP_FAILED: u8 = 125;
+
+#[derive(Parser, Debug)]
+#[command(name = "stockade", version, about = "Run untrusted tool calls in a kernel-enforced sandbox")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run PROGRAM inside a sandbox.
+    Run(RunArgs),
+    /// Report, for each sandbox layer, whether this host can enforce it and how to fix it.
+    Doctor {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// TOML policy file; command-line options add to it.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Bind SRC read-only at DST (default DST = SRC).
+    #[arg(long, value_name = "SRC[:DST]")]
+    ro: Vec<String>,
+    /// Bind SRC read-write at DST.
+    #[arg(long, value_name = "SRC[:DST]")]
+    rw: Vec<String>,
+    /// SRC visible and writable at DST; writes are discarded at exit.
+    #[arg(long, value_name = "SRC[:DST]")]
+    overlay: Vec<String>,
+    /// Private tmpfs at DST (size like 64M).
+    #[arg(long, value_name = "DST[:SIZE]")]
+    tmpfs: Vec<String>,
+    /// Working directory inside (default: first --rw DST, else /).
+    #[arg(long, value_name = "DIR")]
+    cwd: Option<PathBuf>,
+    /// none (loopback only, the default) or proxy.
+    #[arg(long, value_name = "none|proxy")]
+    net: Option<String>,
+    /// Allow a domain through the proxy (implies --net proxy).
+    #[arg(long, value_name = "PAT")]
+    allow_domain: Vec<String>,
+    /// Deny a domain (deny wins over allow).
+    #[arg(long, value_name = "PAT")]
+    deny_domain: Vec<String>,
+    /// Let allowed names resolve into CIDR.
+    #[arg(long, value_name = "CIDR")]
+    allow_private: Vec<String>,
+    /// Static address for HOST in the proxy's resolver.
+    #[arg(long, value_name = "HOST:ADDR")]
+    resolve: Vec<String>,
+    /// Memory limit (like 512M).
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<String>,
+    /// Process limit.
+    #[arg(long, value_name = "N")]
+    pids: Option<u64>,
+    /// CPU limit in cores.
+    #[arg(long, value_name = "CORES")]
+    cpu: Option<f64>,
+    /// Wall-clock limit in seconds; the whole process tree is killed.
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<f64>,
+    /// Set an environment variable (the environment is cleared except a safe set).
+    #[arg(long, value_name = "K=V")]
+    env: Vec<String>,
+    /// Pass a variable of the caller's environment through.
+    #[arg(long, value_name = "K")]
+    pass_env: Vec<String>,
+    /// Write the JSON result here.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Hostname inside (default stockade).
+    #[arg(long, value_name = "NAME")]
+    hostname: Option<String>,
+    /// User id inside (default: the caller's).
+    #[arg(long, value_name = "UID")]
+    uid: Option<u32>,
+    /// Group id inside (default: the caller's).
+    #[arg(long, value_name = "GID")]
+    gid: Option<u32>,
+    /// Size cap of the private /tmp (default 256M).
+    #[arg(long, value_name = "SIZE")]
+    tmp_size: Option<String>,
+    /// The program and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROGRAM [ARG]...")]
+    argv: Vec<String>,
+}
+
+impl RunArgs {
+    fn to_policy(&self) -> PolicyFile {
+        let mut p = PolicyFile {
+            ro: self.ro.clone(),
+            rw: self.rw.clone(),
+            overlay: self.overlay.clone(),
+            tmpfs: self.tmpfs.clone(),
+            cwd: self.cwd.clone(),
+            net: self.net.clone(),
+            allow_domain: self.allow_domain.clone(),
+            deny_domain: self.deny_domain.clone(),
+            allow_private: self.allow_private.clone(),
+            resolve: self.resolve.clone(),
+            memory: self.memory.clone(),
+            pids: self.pids,
+            cpu: self.cpu,
+            timeout: self.timeout,
+            pass_env: self.pass_env.clone(),
+            hostname: self.hostname.clone(),
+            uid: self.uid,
+            gid: self.gid,
+            tmp_size: self.tmp_size.clone(),
+            ..Default::default()
+        };
+        for kv in &self.env {
+            p.env.push(kv.clone());
+        }
+        p
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+            eprintln!("stockade: {first} (see `stockade run --help`)");
+            return ExitCode::from(SETUP_FAILED);
+        }
+    };
+    match cli.command {
+        Command::Run(args) => run(&args),
+        Command::Doctor { json } => doctor(json),
+    }
+}
+
+fn run(args: &RunArgs) -> ExitCode {
+    let outcome = build(args).and_then(|sb| sb.status());
+    if let Some(path) = &args.report {
+        if let Err(e) = report::write(path, &outcome) {
+            eprintln!("stockade: cannot write report {}: {e}", path.display());
+        }
+    }
+    match outcome {
+        Ok(status) => ExitCode::from(status.exit_code().clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("stockade: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn build(args: &RunArgs) -> Result<stockade::Sandbox, Error> {
+    let base = match &args.policy {
+        Some(p) => PolicyFile::from_toml_file(p)?,
+        None => PolicyFile::default(),
+    };
+    let policy = base.merge(args.to_policy());
+    Ok(policy.to_sandbox()?.command(args.argv.iter().cloned()))
+}
+
+fn doctor(json: bool) -> ExitCode {
+    let r = stockade::doctor();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")));
+    } else {
+        print!("{r}");
+    }
+    if r.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,66 @@
+//! `--report FILE`: the run's result as JSON.
+
+use std::path::Path;
+
+use serde::Serialize;
+use stockade::{Error, ExitStatus};
+
+#[derive(Serialize)]
+struct Report<'a> {
+    /// The CLI's own exit status for this run.
+    exit_code: i32,
+    /// Terminating signal of the command, if any.
+    signal: Option<i32>,
+    timed_out: bool,
+    /// Unknown (null) until memory limits are enforced by a cgroup.
+    oom_killed: Option<bool>,
+    /// Seconds from spawn to the end of the whole process tree.
+    duration: f64,
+    events: Vec<Event<'a>>,
+    /// Set when the sandbox could not be set up or the program not started.
+    error: Option<ErrorInfo>,
+}
+
+#[derive(Serialize)]
+struct Event<'a> {
+    kind: &'a str,
+    detail: String,
+}
+
+#[derive(Serialize)]
+struct ErrorInfo {
+    layer: String,
+    message: String,
+}
+
+/// Write the report for `outcome` to `path`.
+pub fn write(path: &Path, outcome: &Result<ExitStatus, Error>) -> std::io::Result<()> {
+    let r = match outcome {
+        Ok(s) => {
+            let mut events = vec![Event { kind: "exit", detail: s.to_string() }];
+            if s.timed_out() {
+                events.insert(0, Event { kind: "timeout", detail: "whole tree killed".into() });
+            }
+            Report {
+                exit_code: s.exit_code(),
+                signal: s.signal(),
+                timed_out: s.timed_out(),
+                oom_killed: None,
+                duration: s.duration().as_secs_f64(),
+                events,
+                error: None,
+            }
+        }
+        Err(e) => Report {
+            exit_code: e.exit_code(),
+            signal: None,
+            timed_out: false,
+            oom_killed: None,
+            duration: 0.0,
+            events: vec![Event { kind: "setup_failed", detail: e.to_string() }],
+            error: Some(ErrorInfo { layer: e.layer().to_string(), message: e.to_string() }),
+        },
+    };
+    let text = serde_json::to_string_pretty(&r).map_err(std::io::Error::other)?;
+    std::fs::write(path, text + "\n")
+}

@@ -1,0 +1,1 @@
+fn main() { stockade::helper_main() }

@@ -1,0 +1,303 @@
+//! A running sandbox, its pipes, and how it ended. Named after
+//! `std::process` where the concept exists there.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::launch::wire::{self, Control, Report};
+use crate::launch::Launched;
+
+/// What to connect to one of the command's stdin/stdout/stderr.
+#[derive(Debug, Clone)]
+pub enum Stdio {
+    /// The caller's own descriptor.
+    Inherit,
+    /// `/dev/null`.
+    Null,
+    /// A new pipe, available on [`Child`].
+    Piped,
+    /// A descriptor of the caller's (duplicated into the sandbox).
+    Fd(Arc<OwnedFd>),
+}
+
+impl Stdio {
+    /// The caller's own descriptor.
+    pub fn inherit() -> Self {
+        Stdio::Inherit
+    }
+    /// `/dev/null`.
+    pub fn null() -> Self {
+        Stdio::Null
+    }
+    /// A pipe to the caller.
+    pub fn piped() -> Self {
+        Stdio::Piped
+    }
+}
+
+impl From<OwnedFd> for Stdio {
+    fn from(fd: OwnedFd) -> Self {
+        Stdio::Fd(Arc::new(fd))
+    }
+}
+
+impl From<File> for Stdio {
+    fn from(f: File) -> Self {
+        Stdio::from(OwnedFd::from(f))
+    }
+}
+
+macro_rules! pipe_end {
+    ($name:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug)]
+        pub struct $name(pub(crate) File);
+
+        impl AsFd for $name {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.0.as_fd()
+            }
+        }
+        impl AsRawFd for $name {
+            fn as_raw_fd(&self) -> RawFd {
+                self.0.as_raw_fd()
+            }
+        }
+        impl From<$name> for OwnedFd {
+            fn from(p: $name) -> OwnedFd {
+                p.0.into()
+            }
+        }
+    };
+}
+
+pipe_end!(ChildStdin, "The writing end of the command's stdin.");
+pipe_end!(ChildStdout, "The reading end of the command's stdout.");
+pipe_end!(ChildStderr, "The reading end of the command's stderr.");
+
+impl Write for ChildStdin {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+impl Read for ChildStdout {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+impl Read for ChildStderr {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+/// How a sandboxed command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus {
+    pub(crate) code: Option<i32>,
+    pub(crate) signal: Option<i32>,
+    pub(crate) timed_out: bool,
+    pub(crate) duration: Duration,
+}
+
+impl ExitStatus {
+    /// Exit code, if the command exited on its own.
+    pub fn code(&self) -> Option<i32> {
+        self.code
+    }
+    /// The signal that killed the command, if any.
+    pub fn signal(&self) -> Option<i32> {
+        self.signal
+    }
+    /// Whether the timeout fired (the whole tree was then killed).
+    pub fn timed_out(&self) -> bool {
+        self.timed_out
+    }
+    /// Exit code 0 and no timeout.
+    pub fn success(&self) -> bool {
+        self.code == Some(0) && !self.timed_out
+    }
+    /// Wall-clock time from spawn to the end of the whole tree.
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+    /// The CLI's exit status: the program's own, `128+N` for signal N, `124`
+    /// on timeout.
+    pub fn exit_code(&self) -> i32 {
+        if self.timed_out {
+            124
+        } else if let Some(c) = self.code {
+            c
+        } else {
+            128 + self.signal.unwrap_or(libc::SIGKILL)
+        }
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.timed_out, self.code, self.signal) {
+            (true, _, _) => write!(f, "timed out"),
+            (_, Some(c), _) => write!(f, "exit status: {c}"),
+            (_, _, Some(s)) => write!(f, "killed by signal {s}"),
+            _ => write!(f, "unknown"),
+        }
+    }
+}
+
+/// Everything a finished command produced.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// How it ended.
+    pub status: ExitStatus,
+    /// Its standard output.
+    pub stdout: Vec<u8>,
+    /// Its standard error.
+    pub stderr: Vec<u8>,
+}
+
+/// A command running in its sandbox. Dropping the handle kills the whole
+/// sandboxed tree (the sandbox cannot outlive its owner).
+#[derive(Debug)]
+pub struct Child {
+    /// The command's stdin, if piped.
+    pub stdin: Option<ChildStdin>,
+    /// The command's stdout, if piped.
+    pub stdout: Option<ChildStdout>,
+    /// The command's stderr, if piped.
+    pub stderr: Option<ChildStderr>,
+    control: Option<OwnedFd>,
+    helper: std::process::Child,
+    pid: u32,
+    started: Instant,
+    status: Option<ExitStatus>,
+}
+
+impl Child {
+    pub(crate) fn new(l: Launched, pipes: [Option<File>; 3], started: Instant) -> Self {
+        let [i, o, e] = pipes;
+        Child {
+            stdin: i.map(ChildStdin),
+            stdout: o.map(ChildStdout),
+            stderr: e.map(ChildStderr),
+            control: Some(l.control),
+            helper: l.helper,
+            pid: l.init_pid,
+            started,
+            status: None,
+        }
+    }
+
+    /// Host pid of the sandbox's init (PID 1 inside). Its death takes every
+    /// process of the sandbox with it.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Same as [`Child::pid`], named like `std::process::Child::id`.
+    pub fn id(&self) -> u32 {
+        self.pid
+    }
+
+    /// Kill the whole sandboxed tree now. Harmless if it already ended.
+    pub fn kill(&mut self) -> Result<(), Error> {
+        if self.status.is_some() {
+            return Ok(());
+        }
+        if let Some(c) = &self.control {
+            match wire::send(c.as_fd(), &Control::Kill, &[]) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) || e.raw_os_error() == Some(libc::ECONNRESET) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait for the command and everything it started to end.
+    pub fn wait(&mut self) -> Result<ExitStatus, Error> {
+        drop(self.stdin.take());
+        loop {
+            if let Some(s) = self.status {
+                return Ok(s);
+            }
+            self.receive(false)?;
+        }
+    }
+
+    /// The status if the sandbox has ended, without blocking.
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, Error> {
+        if self.status.is_none() {
+            self.receive(true)?;
+        }
+        Ok(self.status)
+    }
+
+    /// Wait, collecting whatever is left on the piped stdout and stderr.
+    pub fn wait_with_output(mut self) -> Result<Output, Error> {
+        drop(self.stdin.take());
+        let err_reader = self.stderr.take().map(|mut e| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                e.read_to_end(&mut buf).map(|_| buf)
+            })
+        });
+        let mut stdout = Vec::new();
+        if let Some(mut o) = self.stdout.take() {
+            o.read_to_end(&mut stdout)?;
+        }
+        let stderr = match err_reader {
+            Some(h) => h.join().map_err(|_| io::Error::other("stderr reader panicked"))??,
+            None => Vec::new(),
+        };
+        let status = self.wait()?;
+        Ok(Output { status, stdout, stderr })
+    }
+
+    fn receive(&mut self, nonblocking: bool) -> Result<(), Error> {
+        let Some(control) = &self.control else {
+            return Err(Error::Helper("the sandbox's control channel is closed".into()));
+        };
+        match wire::recv::<Report>(control.as_fd(), nonblocking) {
+            Ok(Some((Report::Exited { code, signal, timed_out }, _))) => {
+                self.status = Some(ExitStatus { code, signal, timed_out, duration: self.started.elapsed() });
+                self.finish();
+                Ok(())
+            }
+            Ok(Some((Report::Failed(f), _))) => {
+                self.finish();
+                Err(Error::Setup(f))
+            }
+            Ok(Some((other, _))) => Err(Error::Helper(format!("unexpected report from the helper: {other:?}"))),
+            Ok(None) => {
+                self.finish();
+                Err(Error::Helper("the sandbox ended without reporting its exit status".into()))
+            }
+            Err(e) if nonblocking && e.raw_os_error() == Some(libc::EAGAIN) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Close the channel and reap the helper.
+    fn finish(&mut self) {
+        self.control = None;
+        let _ = self.helper.wait();
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if self.control.is_some() {
+            // Closing the channel makes the init kill everything and exit.
+            self.control = None;
+            let _ = self.helper.wait();
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The last hop: sandbox init -> command -> `execve`.
+//!
+//! [`PreparedExec`] is built (allocating) in the init before it forks; the forked
+//! child only calls [`PreparedExec::apply_raw`], which performs raw syscalls from
+//! that plan and, on failure, writes a fixed-size `(step, errno)` record to a
+//! CLOEXEC pipe and `_exit`s. No allocation, no locks, no panics on this path.
+
+use std::ffi::CString;
+use std::os::fd::RawFd;
+
+use libc::c_char;
+use nix::errno::Errno;
+
+use crate::sys;
+
+/// Which step of the last hop failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Step {
+    /// `setsid`: the command gets no controlling terminal it could push input to.
+    Setsid = 1,
+    /// Parent-death signal.
+    DeathSignal,
+    /// stdin/stdout/stderr.
+    Stdio,
+    /// Closing every other descriptor.
+    CloseFds,
+    /// `RLIMIT_CORE = 0`.
+    Rlimit,
+    /// Clearing the capability sets.
+    Capabilities,
+    /// `PR_SET_NO_NEW_PRIVS`.
+    NoNewPrivs,
+    /// Working directory.
+    Chdir,
+    /// Signal mask.
+    Signals,
+    /// `execve` itself.
+    Exec,
+}
+
+impl Step {
+    /// Decode a step number read from the pipe.
+    pub fn from_u32(v: u32) -> Option<Step> {
+        use Step::*;
+        [Setsid, DeathSignal, Stdio, CloseFds, Rlimit, Capabilities, NoNewPrivs, Chdir, Signals, Exec]
+            .into_iter()
+            .find(|s| *s as u32 == v)
+    }
+
+    /// Human name for error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Setsid => "setsid",
+            Step::DeathSignal => "set parent-death signal",
+            Step::Stdio => "install stdio",
+            Step::CloseFds => "close inherited descriptors",
+            Step::Rlimit => "set RLIMIT_CORE",
+            Step::Capabilities => "clear capabilities",
+            Step::NoNewPrivs => "set no_new_privs",
+            Step::Chdir => "chdir to the working directory",
+            Step::Signals => "reset signal mask",
+            Step::Exec => "execve",
+        }
+    }
+}
+
+/// Size of one `(step, errno)` record.
+pub const RECORD: usize = 8;
+
+/// Everything the command's process needs, ready before `fork`.
+pub struct PreparedExec {
+    path: CString,
+    cwd: CString,
+    // The pointer arrays point into these; they must live as long as `self`.
+    _argv: Vec<CString>,
+    _envp: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    envp_ptrs: Vec<*const c_char>,
+    /// Descriptors that become 0, 1, 2.
+    stdio: [RawFd; 3],
+    /// Expected parent pid (the init is PID 1 of its namespace).
+    parent: libc::pid_t,
+}
+
+impl PreparedExec {
+    /// Build the plan. Strings with interior NUL bytes are rejected by the caller.
+    pub fn new(
+        path: CString,
+        argv: Vec<CString>,
+        envp: Vec<CString>,
+        cwd: CString,
+        stdio: [RawFd; 3],
+        parent: libc::pid_t,
+    ) -> Self {
+        let mut argv_ptrs: Vec<*const c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+        argv_ptrs.push(std::ptr::null());
+        let mut envp_ptrs: Vec<*const c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+        envp_ptrs.push(std::ptr::null());
+        PreparedExec { path, cwd, _argv: argv, _envp: envp, argv_ptrs, envp_ptrs, stdio, parent }
+    }
+
+    /// Run in the freshly forked child. Never returns: either `execve` succeeds or
+    /// `(step, errno)` goes to `report_fd` and the process exits with 127.
+    pub fn apply_raw(&self, report_fd: RawFd) -> ! {
+        let err = match self.steps(report_fd) {
+            Ok(()) => (Step::Exec, sys::execve(&self.path, &self.argv_ptrs, &self.envp_ptrs)),
+            Err(e) => e,
+        };
+        let mut rec = [0u8; RECORD];
+        rec[..4].copy_from_slice(&(err.0 as u32).to_ne_bytes());
+        rec[4..].copy_from_slice(&(err.1 as i32).to_ne_bytes());
+        sys::write_all(report_fd, &rec);
+        sys::exit_now(127)
+    }
+
+    fn steps(&self, report_fd: RawFd) -> Result<(), (Step, Errno)> {
+        let at = |step: Step| move |e: Errno| (step, e);
+        sys::setsid().map_err(at(Step::Setsid))?;
+        sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).map_err(at(Step::DeathSignal))?;
+        // The init may have died between fork and prctl; then nobody supervises us.
+        if sys::getppid() != self.parent {
+            return Err((Step::DeathSignal, Errno::ESRCH));
+        }
+        for (target, &fd) in self.stdio.iter().enumerate() {
+            sys::dup2(fd, target as RawFd).map_err(at(Step::Stdio))?;
+        }
+        // Close everything but 0-2 and the report pipe (CLOEXEC, gone at exec).
+        let rfd = report_fd as libc::c_uint;
+        if rfd > 3 {
+            sys::close_range(3, rfd - 1, 0).map_err(at(Step::CloseFds))?;
+        }
+        sys::close_range(rfd + 1, libc::c_uint::MAX, 0).map_err(at(Step::CloseFds))?;
+        sys::setrlimit(libc::RLIMIT_CORE, 0, 0).map_err(at(Step::Rlimit))?;
+        sys::capset_zero().map_err(at(Step::Capabilities))?;
+        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(at(Step::NoNewPrivs))?;
+        sys::chdir(&self.cwd).map_err(at(Step::Chdir))?;
+        // Rust runtimes ignore SIGPIPE; the command must get the default back.
+        sys::default_signal(libc::SIGPIPE);
+        sys::unblock_all_signals().map_err(at(Step::Signals))?;
+        Ok(())
+    }
+}

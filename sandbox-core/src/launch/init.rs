@@ -1,0 +1,206 @@
+//! The sandbox init: PID 1 of the new pid namespace. Builds the root, drops its
+//! own privileges, forks the command through the allocation-free last hop, then
+//! supervises until the whole tree is gone.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::{pipe2, ForkResult, Gid, Uid};
+
+use super::exec::{PreparedExec, Step, RECORD};
+use super::outer::{Go, INIT_REPORTED};
+use super::wire::{self, Plan, Report};
+use crate::error::{Layer, SetupFailure};
+use crate::fs::apply;
+use crate::supervise;
+use crate::sys;
+
+fn fail(layer: Layer, step: impl Into<String>, errno: Errno) -> SetupFailure {
+    SetupFailure { layer, step: step.into(), errno: errno as i32, detail: String::new() }
+}
+
+/// Run the init. Never returns; always sends exactly one final report.
+pub fn run(plan: Plan, control: &OwnedFd, sync: OwnedFd, stdio: Vec<OwnedFd>) -> ! {
+    let report = match build_and_run(&plan, control, sync, stdio) {
+        Ok(r) => r,
+        Err(f) => Report::Failed(f),
+    };
+    let _ = wire::send(control.as_fd(), &report, &[]);
+    sys::exit_now(INIT_REPORTED)
+}
+
+fn build_and_run(plan: &Plan, control: &OwnedFd, sync: OwnedFd, stdio: Vec<OwnedFd>) -> Result<Report, SetupFailure> {
+    // Wait until the outside has written our id maps (and built grant trees).
+    let (go, granted): (Go, Vec<OwnedFd>) = match wire::recv(sync.as_fd(), false) {
+        Ok(Some(m)) => m,
+        // The outer half failed and reports it; nothing to add.
+        _ => sys::exit_now(INIT_REPORTED),
+    };
+    drop(sync);
+
+    become_inside_user(plan)?;
+    nix::unistd::sethostname(&plan.hostname).map_err(|e| fail(Layer::Namespaces, "sethostname", e))?;
+    sys::loopback_up().map_err(|e| fail(Layer::Network, "bring up loopback", e))?;
+
+    let mut sources = apply::clone_sources(&plan.mounts, granted.into_iter())?;
+    apply::enter_staging()?;
+    apply::apply(&plan.mounts, &mut sources)?;
+    drop(sources);
+    apply::pivot_and_seal()?;
+    // Children get fresh clocks (CLONE_NEWTIME only applies to children).
+    nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+        .map_err(|e| fail(Layer::Namespaces, "unshare time namespace", e))?;
+
+    let program = match resolve_program(&plan.argv[0], plan) {
+        Ok(p) => p,
+        Err(errno) => return Ok(Report::ExecFailed { errno: errno as i32 }),
+    };
+    drop_privileges()?;
+
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.thread_block().map_err(|e| fail(Layer::Supervisor, "block SIGCHLD", e))?;
+    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| fail(Layer::Supervisor, "signalfd", e))?;
+
+    let exec = prepare_exec(plan, program, &stdio)?;
+    let (report_rd, report_wr) =
+        pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(Layer::Supervisor, "pipe", e))?;
+    // SAFETY: the init is single-threaded; the child only runs `apply_raw`,
+    // which performs raw syscalls from the prepared plan and never allocates.
+    let child = match unsafe { nix::unistd::fork() } {
+        Ok(ForkResult::Child) => exec.apply_raw(report_wr.as_raw_fd()),
+        Ok(ForkResult::Parent { child }) => child,
+        Err(e) => return Err(fail(Layer::Supervisor, "fork the command", e)),
+    };
+    drop(report_wr);
+    drop(stdio);
+
+    if let Some((step, errno)) = read_exec_result(&report_rd) {
+        let _ = nix::sys::wait::waitpid(child, None);
+        return Ok(match step {
+            Step::Exec => Report::ExecFailed { errno: errno as i32 },
+            _ => Report::Failed(fail(
+                if step == Step::Capabilities || step == Step::NoNewPrivs { Layer::Privileges } else { Layer::Exec },
+                step.name(),
+                errno,
+            )),
+        });
+    }
+    wire::send(control.as_fd(), &Report::Started { pid: go.init_pid }, &[])
+        .map_err(|e| fail(Layer::Supervisor, format!("report start: {e}"), Errno::EPIPE))?;
+
+    let outcome = supervise::supervise(
+        child,
+        control.as_fd(),
+        &sigfd,
+        plan.timeout_ms.map(Duration::from_millis),
+        Duration::from_millis(plan.grace_ms),
+    );
+    Ok(Report::Exited { code: outcome.code, signal: outcome.signal, timed_out: outcome.timed_out })
+}
+
+/// Switch to the inside uid/gid. Capabilities in the new user namespace stay
+/// (KEEPCAPS) until [`drop_privileges`]; they are needed to build the root.
+fn become_inside_user(plan: &Plan) -> Result<(), SetupFailure> {
+    let step = |e| fail(Layer::UserNamespace, "switch to the inside uid/gid", e);
+    sys::prctl(libc::PR_SET_KEEPCAPS, 1).map_err(step)?;
+    let (u, g) = (Uid::from_raw(plan.uid), Gid::from_raw(plan.gid));
+    nix::unistd::setresgid(g, g, g).map_err(step)?;
+    nix::unistd::setresuid(u, u, u).map_err(step)
+}
+
+/// Everything the command inherits from the init: no capability in any set,
+/// an empty bounding set, locked securebits so uid 0 inside never regains one.
+fn drop_privileges() -> Result<(), SetupFailure> {
+    use caps::{CapSet, Capability};
+    let err = |step: &str, e: caps::errors::CapsError| SetupFailure {
+        layer: Layer::Privileges,
+        step: step.into(),
+        errno: Errno::last() as i32,
+        detail: e.to_string(),
+    };
+    let securebits = (1 << 0) // SECBIT_NOROOT
+        | (1 << 1) // SECBIT_NOROOT_LOCKED
+        | (1 << 2) // SECBIT_NO_SETUID_FIXUP
+        | (1 << 3) // SECBIT_NO_SETUID_FIXUP_LOCKED
+        | (1 << 5) // SECBIT_KEEP_CAPS_LOCKED
+        | (1 << 6) // SECBIT_NO_CAP_AMBIENT_RAISE
+        | (1 << 7); // SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED
+    sys::prctl(libc::PR_SET_SECUREBITS, securebits).map_err(|e| fail(Layer::Privileges, "lock securebits", e))?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| err("clear ambient capabilities", e))?;
+    for cap in caps::all() {
+        if cap == Capability::CAP_SETPCAP {
+            continue;
+        }
+        caps::drop(None, CapSet::Bounding, cap).map_err(|e| err("drop bounding capabilities", e))?;
+    }
+    caps::drop(None, CapSet::Bounding, Capability::CAP_SETPCAP)
+        .map_err(|e| err("drop bounding capabilities", e))?;
+    sys::capset_zero().map_err(|e| fail(Layer::Privileges, "clear capabilities", e))?;
+    // Nothing in the sandbox may read the init's memory or descriptors.
+    sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| fail(Layer::Privileges, "set non-dumpable", e))?;
+    Ok(())
+}
+
+/// Find `argv[0]` inside the new root, like `execvp` (which would allocate in
+/// the last hop).
+fn resolve_program(argv0: &str, plan: &Plan) -> Result<PathBuf, Errno> {
+    if argv0.contains('/') {
+        return Ok(PathBuf::from(argv0));
+    }
+    let path = plan.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str()).unwrap_or("/usr/bin:/bin");
+    let mut seen_eacces = false;
+    for dir in path.split(':').filter(|d| d.starts_with('/')) {
+        let candidate = Path::new(dir).join(argv0);
+        if let Ok(meta) = std::fs::metadata(&candidate) {
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+                return Ok(candidate);
+            }
+            seen_eacces = true;
+        }
+    }
+    Err(if seen_eacces { Errno::EACCES } else { Errno::ENOENT })
+}
+
+fn cstring(s: &str, what: &str) -> Result<CString, SetupFailure> {
+    CString::new(s).map_err(|_| fail(Layer::Exec, format!("{what} contains a NUL byte"), Errno::EINVAL))
+}
+
+fn prepare_exec(plan: &Plan, program: PathBuf, stdio: &[OwnedFd]) -> Result<PreparedExec, SetupFailure> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = CString::new(program.as_os_str().as_bytes())
+        .map_err(|_| fail(Layer::Exec, "program path contains a NUL byte", Errno::EINVAL))?;
+    let argv = plan.argv.iter().map(|a| cstring(a, "argument")).collect::<Result<Vec<_>, _>>()?;
+    let envp =
+        plan.env.iter().map(|(k, v)| cstring(&format!("{k}={v}"), "environment")).collect::<Result<Vec<_>, _>>()?;
+    let cwd = cstring(&plan.cwd, "working directory")?;
+    let fds = [stdio[0].as_raw_fd(), stdio[1].as_raw_fd(), stdio[2].as_raw_fd()];
+    Ok(PreparedExec::new(path, argv, envp, cwd, fds, 1))
+}
+
+/// EOF means `execve` succeeded (the pipe was CLOEXEC).
+fn read_exec_result(fd: &OwnedFd) -> Option<(Step, Errno)> {
+    let mut rec = [0u8; RECORD];
+    let mut got = 0;
+    while got < RECORD {
+        match nix::unistd::read(fd, &mut rec[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    if got < RECORD {
+        return None;
+    }
+    let step = u32::from_ne_bytes(rec[..4].try_into().ok()?);
+    let errno = i32::from_ne_bytes(rec[4..].try_into().ok()?);
+    Some((Step::from_u32(step).unwrap_or(Step::Exec), Errno::from_raw(errno)))
+}

@@ -1,0 +1,181 @@
+//! The helper's outer half. The host starts `stockade-init` with the control
+//! socket as stdin; this process (still in the host's namespaces and with the
+//! caller's identity) reads the plan, clones the sandbox init into new
+//! namespaces, writes its id maps, and, for a root caller, prepares the granted
+//! paths as idmapped mount trees (which needs privileges only the outside has).
+//! It then waits for the init and reports only if the init died without
+//! reporting itself.
+
+use std::fs;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use super::wire::{self, Plan, PlanHeader, Report, PROTOCOL, VERSION};
+use crate::error::{Layer, SetupFailure};
+use crate::fs::apply::clone_tree;
+use crate::fs::plan::MountOp;
+use crate::sys;
+
+/// Outer -> init, once the id maps are written.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Go {
+    /// The init's pid on the host.
+    pub init_pid: i32,
+}
+
+/// Exit status of the init meaning "I sent my final report myself".
+pub const INIT_REPORTED: i32 = 0;
+
+/// Entry point of the helper process. Never returns.
+pub fn helper_main() -> ! {
+    // SAFETY: the host starts the helper with the control socket as fd 0 and
+    // nothing else owns fd 0 in this process.
+    let control = unsafe { OwnedFd::from_raw_fd(0) };
+    let code = match run(&control) {
+        Ok(()) => 0,
+        Err(f) => {
+            let _ = wire::send(control.as_fd(), &Report::Failed(f), &[]);
+            1
+        }
+    };
+    sys::exit_now(code)
+}
+
+fn helper_fail(detail: impl Into<String>) -> SetupFailure {
+    SetupFailure { layer: Layer::Helper, step: "read plan".into(), errno: 0, detail: detail.into() }
+}
+
+fn read_plan(control: &OwnedFd) -> Result<Option<(Plan, Vec<OwnedFd>)>, SetupFailure> {
+    let Some((bytes, fds)) = wire::recv_bytes(control.as_fd(), false).map_err(|e| helper_fail(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let header: PlanHeader = serde_json::from_slice(&bytes)
+        .map_err(|e| helper_fail(format!("not a stockade plan ({e}); is the control socket ours?")))?;
+    if header.protocol != PROTOCOL || header.version != VERSION {
+        return Err(helper_fail(format!(
+            "version mismatch: the helper is stockade {VERSION} (protocol {PROTOCOL}) but the library is \
+             stockade {} (protocol {}); install the helper that ships with the library",
+            header.version, header.protocol
+        )));
+    }
+    let plan = serde_json::from_slice(&bytes).map_err(|e| helper_fail(format!("malformed plan: {e}")))?;
+    Ok(Some((plan, fds)))
+}
+
+fn run(control: &OwnedFd) -> Result<(), SetupFailure> {
+    let Some((plan, stdio)) = read_plan(control)? else { return Ok(()) };
+    if stdio.len() != 3 {
+        return Err(helper_fail(format!("expected 3 stdio descriptors, got {}", stdio.len())));
+    }
+    let (outer_end, init_end) =
+        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(|e| {
+            SetupFailure { layer: Layer::Helper, step: "socketpair".into(), errno: e as i32, detail: String::new() }
+        })?;
+
+    let flags = libc::CLONE_NEWUSER
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWNET
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWCGROUP;
+    // SAFETY: the helper is single-threaded: it never starts a thread.
+    let pid = unsafe { sys::clone_process(flags as libc::c_ulong) }.map_err(|e| SetupFailure {
+        layer: Layer::UserNamespace,
+        step: "clone into new user, pid, mount, net, uts, ipc and cgroup namespaces".into(),
+        errno: e as i32,
+        detail: String::new(),
+    })?;
+    if pid == 0 {
+        drop(outer_end);
+        super::init::run(plan, control, init_end, stdio);
+    }
+    drop(init_end);
+    drop(stdio);
+
+    let init = Pid::from_raw(pid);
+    match prepare(pid, &plan) {
+        Ok(granted) => {
+            let raw: Vec<_> = granted.iter().map(|f| f.as_raw_fd()).collect();
+            wire::send(outer_end.as_fd(), &Go { init_pid: pid }, &raw)
+                .map_err(|e| helper_fail(format!("hand-off to init: {e}")))?;
+        }
+        Err(f) => {
+            let _ = sys::kill(pid, libc::SIGKILL);
+            let _ = waitpid(init, None);
+            return Err(f);
+        }
+    }
+    drop(outer_end);
+
+    loop {
+        match waitpid(init, None) {
+            Ok(WaitStatus::Exited(_, INIT_REPORTED)) => return Ok(()),
+            Ok(WaitStatus::Exited(_, code)) => {
+                return Err(died(format!("the sandbox init exited with status {code} without a report")))
+            }
+            Ok(WaitStatus::Signaled(_, sig, _)) => {
+                return Err(died(format!("the sandbox init was killed by {sig:?}")))
+            }
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(e) => return Err(died(format!("waitpid: {e}"))),
+        }
+    }
+}
+
+fn died(detail: String) -> SetupFailure {
+    SetupFailure { layer: Layer::Supervisor, step: "supervise".into(), errno: 0, detail }
+}
+
+/// Write the init's id maps and, for a root caller, build the idmapped trees of
+/// the granted paths.
+fn prepare(pid: i32, plan: &Plan) -> Result<Vec<OwnedFd>, SetupFailure> {
+    let write = |file: &str, contents: String| {
+        fs::write(format!("/proc/{pid}/{file}"), contents).map_err(|e| SetupFailure {
+            layer: Layer::UserNamespace,
+            step: format!("write {file}"),
+            errno: e.raw_os_error().unwrap_or(0),
+            detail: String::new(),
+        })
+    };
+    write("setgroups", "deny".into())?;
+    write("uid_map", format!("{} {} 1\n", plan.uid, plan.host_uid))?;
+    write("gid_map", format!("{} {} 1\n", plan.gid, plan.host_gid))?;
+    if !plan.idmap_grants {
+        return Ok(Vec::new());
+    }
+    let userns = fs::File::open(format!("/proc/{pid}/ns/user")).map_err(|e| SetupFailure {
+        layer: Layer::UserNamespace,
+        step: "open the sandbox's user namespace".into(),
+        errno: e.raw_os_error().unwrap_or(0),
+        detail: String::new(),
+    })?;
+    let mut trees = Vec::new();
+    for op in &plan.mounts {
+        let src = match op {
+            MountOp::Bind { granted: true, src, .. } | MountOp::Overlay { src, .. } => src,
+            _ => continue,
+        };
+        let tree = clone_tree(src)?;
+        // On-disk ids seen through the sandbox's map: files owned by the inside
+        // uid (root's files, by default) stay owned by the inside user, and
+        // what the sandbox writes is stored with that on-disk id.
+        sys::mount_setattr(tree.as_fd(), true, sys::MOUNT_ATTR_IDMAP, 0, Some(userns.as_fd())).map_err(|e| {
+            SetupFailure {
+                layer: Layer::Filesystem,
+                step: format!("idmapped mount of {}", src.display()),
+                errno: e as i32,
+                detail: "a root caller's grants are idmapped so the sandbox's ids can map to an unprivileged host id"
+                    .into(),
+            }
+        })?;
+        trees.push(tree);
+    }
+    Ok(trees)
+}

@@ -1,0 +1,155 @@
+//! The host <-> helper protocol: one JSON message per `SOCK_SEQPACKET` datagram,
+//! file descriptors alongside as `SCM_RIGHTS`.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::cmsg_space;
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use serde::{Deserialize, Serialize};
+
+use crate::error::SetupFailure;
+use crate::fs::plan::MountOp;
+
+/// Bumped whenever [`Plan`] or the messages change shape.
+pub const PROTOCOL: u32 = 1;
+/// The crate version, so a mismatched helper can say which versions met.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Largest message we accept.
+pub const MAX_MESSAGE: usize = 256 << 10;
+/// Most fds in one message.
+pub const MAX_FDS: usize = 32;
+
+/// Everything the helper needs to build the sandbox and start the command.
+/// Computed by the host; the helper only carries it out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    /// [`PROTOCOL`] of the host.
+    pub protocol: u32,
+    /// [`VERSION`] of the host.
+    pub version: String,
+    /// Program and arguments (`argv[0]` is resolved inside against `PATH`).
+    pub argv: Vec<String>,
+    /// Full environment of the command.
+    pub env: Vec<(String, String)>,
+    /// Working directory inside.
+    pub cwd: String,
+    /// Hostname inside.
+    pub hostname: String,
+    /// uid/gid inside.
+    pub uid: u32,
+    /// gid inside.
+    pub gid: u32,
+    /// The host ids the inside ids map to.
+    pub host_uid: u32,
+    /// See `host_uid`.
+    pub host_gid: u32,
+    /// Whether the caller is root: its grants are prepared as idmapped mounts
+    /// outside the user namespace (see `launch::outer`).
+    pub idmap_grants: bool,
+    /// How to build the root.
+    pub mounts: Vec<MountOp>,
+    /// Wall-clock limit in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Time between SIGTERM and SIGKILL on timeout.
+    pub grace_ms: u64,
+}
+
+/// Helper -> host.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Report {
+    /// The command is running; `pid` is its pid on the host.
+    Started {
+        /// Host pid of the command.
+        pid: i32,
+    },
+    /// The sandbox could not be built; nothing ran.
+    Failed(SetupFailure),
+    /// `argv[0]` was not found (127) or could not be executed (126).
+    ExecFailed {
+        /// errno of the lookup or execve.
+        errno: i32,
+    },
+    /// The command finished and the whole tree is gone.
+    Exited {
+        /// Exit code, if it exited.
+        code: Option<i32>,
+        /// Signal, if it was killed.
+        signal: Option<i32>,
+        /// Whether the timeout fired.
+        timed_out: bool,
+    },
+}
+
+/// Host -> helper, after the plan.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub enum Control {
+    /// Kill the whole tree now.
+    Kill,
+}
+
+/// Send one message with optional fds.
+pub fn send<T: Serialize>(sock: BorrowedFd<'_>, msg: &T, fds: &[RawFd]) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    let iov = [IoSlice::new(&bytes)];
+    let cmsg = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &cmsg };
+    sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None)?;
+    Ok(())
+}
+
+/// Receive one message and its fds. `Ok(None)` on end of stream.
+pub fn recv<T: for<'de> Deserialize<'de>>(
+    sock: BorrowedFd<'_>,
+    nonblocking: bool,
+) -> std::io::Result<Option<(T, Vec<OwnedFd>)>> {
+    match recv_bytes(sock, nonblocking)? {
+        None => Ok(None),
+        Some((bytes, fds)) => {
+            let msg = serde_json::from_slice(&bytes).map_err(std::io::Error::other)?;
+            Ok(Some((msg, fds)))
+        }
+    }
+}
+
+/// Receive one raw datagram and its fds. `Ok(None)` on end of stream.
+pub fn recv_bytes(sock: BorrowedFd<'_>, nonblocking: bool) -> std::io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut cmsg = cmsg_space!([RawFd; MAX_FDS]);
+    let flags = MsgFlags::MSG_CMSG_CLOEXEC | if nonblocking { MsgFlags::MSG_DONTWAIT } else { MsgFlags::empty() };
+    loop {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), flags) {
+            Ok(msg) => {
+                let mut fds = Vec::new();
+                for c in msg.cmsgs()? {
+                    if let ControlMessageOwned::ScmRights(raw) = c {
+                        // SAFETY: SCM_RIGHTS fds are freshly installed in this
+                        // process by the kernel and owned by nobody yet.
+                        fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                    }
+                }
+                if msg.flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC) {
+                    return Err(std::io::Error::other("truncated message from peer"));
+                }
+                let len = msg.bytes;
+                if len == 0 {
+                    return Ok(None);
+                }
+                buf.truncate(len);
+                return Ok(Some((buf, fds)));
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Just the version fields, readable whatever the rest of the plan looks like.
+#[derive(Deserialize)]
+pub struct PlanHeader {
+    /// Host protocol.
+    pub protocol: u32,
+    /// Host version.
+    pub version: String,
+}

@@ -1,0 +1,352 @@
+//! The `Sandbox` builder: a policy plus a command, spawned like
+//! `std::process::Command`.
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::child::{Child, ExitStatus, Output, Stdio};
+use crate::error::{Error, Layer};
+use crate::fs::plan::{self, Identity, RealHost};
+use crate::launch::{self, helper, wire};
+use crate::policy::{self, Fs, Limits, Net, Syscalls};
+
+/// Host id that a root caller's sandbox ids map to: `nobody`.
+pub const DEFAULT_ROOT_HOST_ID: u32 = 65534;
+/// Time between SIGTERM and SIGKILL when the timeout fires.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_millis(500);
+
+/// Host variables passed through by default: locale and terminal only.
+const SAFE_ENV: &[&str] = &["LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TERM", "TZ", "NO_COLOR", "COLORTERM"];
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A sandboxed command: what it may see and do, and what to run.
+///
+/// Every layer is on by default: user, pid, net (loopback only), mount, uts,
+/// ipc, cgroup and time namespaces; a minimal read-only root; no capabilities;
+/// `no_new_privs`; a cleared environment. Anything that cannot be enforced is
+/// an error, never a silent downgrade.
+///
+/// ```
+/// use stockade::{Fs, Net, Sandbox};
+/// # fn main() -> Result<(), stockade::Error> {
+/// let out = Sandbox::new()
+///     .net(Net::None)
+///     .fs(Fs::minimal())
+///     .command(["sh", "-c", "echo hello from $(hostname); ls /home 2>&1"])
+///     .output()?;
+/// assert!(out.status.success() == false); // /home does not exist inside
+/// assert!(String::from_utf8_lossy(&out.stdout).contains("hello from stockade"));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    net: Net,
+    fs: Fs,
+    syscalls: Syscalls,
+    limits: Limits,
+    timeout: Option<Duration>,
+    kill_grace: Duration,
+    env: Vec<(String, String)>,
+    pass_env: Vec<String>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    root_host_id: u32,
+    hostname: String,
+    argv: Vec<String>,
+    cwd: Option<PathBuf>,
+    stdio: [Option<Stdio>; 3],
+    helper: Option<PathBuf>,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox::new()
+    }
+}
+
+impl Sandbox {
+    /// A sandbox with the default policy and no command yet.
+    pub fn new() -> Self {
+        Sandbox {
+            net: Net::None,
+            fs: Fs::minimal(),
+            syscalls: Syscalls::default(),
+            limits: Limits::default(),
+            timeout: None,
+            kill_grace: DEFAULT_KILL_GRACE,
+            env: Vec::new(),
+            pass_env: Vec::new(),
+            uid: None,
+            gid: None,
+            root_host_id: DEFAULT_ROOT_HOST_ID,
+            hostname: "stockade".into(),
+            argv: Vec::new(),
+            cwd: None,
+            stdio: [None, None, None],
+            helper: None,
+        }
+    }
+
+    /// Network policy (default [`Net::None`]: loopback only).
+    pub fn net(mut self, net: Net) -> Self {
+        self.net = net;
+        self
+    }
+    /// Filesystem view (default [`Fs::minimal`]).
+    pub fn fs(mut self, fs: Fs) -> Self {
+        self.fs = fs;
+        self
+    }
+    /// System-call policy.
+    pub fn syscalls(mut self, s: Syscalls) -> Self {
+        self.syscalls = s;
+        self
+    }
+    /// Resource limits.
+    pub fn limits(mut self, l: Limits) -> Self {
+        self.limits = l;
+        self
+    }
+    /// Wall-clock limit: SIGTERM to the whole tree, then SIGKILL after a short grace.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = Some(t);
+        self
+    }
+    /// Time between SIGTERM and SIGKILL on timeout (default 500 ms).
+    pub fn kill_grace(mut self, t: Duration) -> Self {
+        self.kill_grace = t;
+        self
+    }
+    /// Set one environment variable (the environment starts nearly empty).
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+    /// Pass the caller's value of `key` through, if set.
+    pub fn pass_env(mut self, key: impl Into<String>) -> Self {
+        self.pass_env.push(key.into());
+        self
+    }
+    /// User id inside (default: the caller's uid).
+    pub fn uid(mut self, uid: u32) -> Self {
+        self.uid = Some(uid);
+        self
+    }
+    /// Group id inside (default: the caller's gid).
+    pub fn gid(mut self, gid: u32) -> Self {
+        self.gid = Some(gid);
+        self
+    }
+    /// For a root caller: the unprivileged host id the sandbox's ids map to
+    /// (default 65534, `nobody`). Ignored for unprivileged callers, whose
+    /// sandbox ids always map to their own.
+    pub fn root_host_id(mut self, id: u32) -> Self {
+        self.root_host_id = id;
+        self
+    }
+    /// Hostname inside (default `stockade`).
+    pub fn hostname(mut self, name: impl Into<String>) -> Self {
+        self.hostname = name.into();
+        self
+    }
+    /// The program and its arguments; `argv[0]` is looked up in the sandbox's `PATH`.
+    pub fn command<I: IntoIterator<Item = S>, S: Into<String>>(mut self, argv: I) -> Self {
+        self.argv = argv.into_iter().map(Into::into).collect();
+        self
+    }
+    /// Working directory inside (default: the first read-write grant, else `/`).
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+    /// The command's stdin.
+    pub fn stdin(mut self, s: Stdio) -> Self {
+        self.stdio[0] = Some(s);
+        self
+    }
+    /// The command's stdout.
+    pub fn stdout(mut self, s: Stdio) -> Self {
+        self.stdio[1] = Some(s);
+        self
+    }
+    /// The command's stderr.
+    pub fn stderr(mut self, s: Stdio) -> Self {
+        self.stdio[2] = Some(s);
+        self
+    }
+    /// Use this `stockade-init` helper instead of looking for one.
+    pub fn helper(mut self, path: impl Into<PathBuf>) -> Self {
+        self.helper = Some(path.into());
+        self
+    }
+
+    /// Build from a TOML policy file (see [`crate::PolicyFile`]).
+    pub fn from_toml(path: impl AsRef<Path>) -> Result<Self, Error> {
+        policy::PolicyFile::from_toml_file(path.as_ref())?.to_sandbox()
+    }
+
+    /// Start the command; stdio defaults to inherit.
+    pub fn spawn(&self) -> Result<Child, Error> {
+        self.spawn_with([Stdio::Inherit, Stdio::Inherit, Stdio::Inherit])
+    }
+
+    /// Run to completion with stdin from `/dev/null` and stdout/stderr captured.
+    pub fn output(&self) -> Result<Output, Error> {
+        self.spawn_with([Stdio::Null, Stdio::Piped, Stdio::Piped])?.wait_with_output()
+    }
+
+    /// Run to completion with inherited stdio.
+    pub fn status(&self) -> Result<ExitStatus, Error> {
+        self.spawn_with([Stdio::Inherit, Stdio::Inherit, Stdio::Inherit])?.wait()
+    }
+
+    fn spawn_with(&self, defaults: [Stdio; 3]) -> Result<Child, Error> {
+        let started = Instant::now();
+        let plan = self.plan()?;
+        let helper = helper::find_helper(self.helper.as_deref())?;
+        let [d0, d1, d2] = defaults;
+        let choose = |i: usize, d: Stdio| self.stdio[i].clone().unwrap_or(d);
+        let (in_child, in_host) = connect(choose(0, d0), 0)?;
+        let (out_child, out_host) = connect(choose(1, d1), 1)?;
+        let (err_child, err_host) = connect(choose(2, d2), 2)?;
+        let launched = launch::launch(&plan, &helper, [in_child, out_child, err_child])?;
+        Ok(Child::new(launched, [in_host, out_host, err_host], started))
+    }
+
+    /// Validate the policy and compute everything the helper needs.
+    pub(crate) fn plan(&self) -> Result<wire::Plan, Error> {
+        self.refuse_unenforced()?;
+        if self.argv.is_empty() || self.argv[0].is_empty() {
+            return Err(Error::policy("no command given"));
+        }
+        let fs = self.fs.clone().validated()?;
+        let caller_uid = nix::unistd::geteuid().as_raw();
+        let caller_gid = nix::unistd::getegid().as_raw();
+        let root = caller_uid == 0;
+        let uid = self.uid.unwrap_or(caller_uid);
+        let gid = self.gid.unwrap_or(caller_gid);
+        let (host_uid, host_gid) = if root { (self.root_host_id, self.root_host_id) } else { (caller_uid, caller_gid) };
+        if root && self.root_host_id == 0 {
+            return Err(Error::policy("root_host_id 0 would make the sandbox root on the host"));
+        }
+        check_hostname(&self.hostname)?;
+        let cwd = self.cwd.clone().or_else(|| fs.first_rw_dst().map(Path::to_path_buf)).unwrap_or_else(|| "/".into());
+        policy::check_cwd(&cwd)?;
+        if let Some(t) = self.timeout {
+            policy::check_timeout(t)?;
+        }
+        let id = Identity { uid, gid, hostname: self.hostname.clone() };
+        let mounts = plan::plan(&fs, &id, &RealHost);
+        Ok(wire::Plan {
+            protocol: wire::PROTOCOL,
+            version: wire::VERSION.into(),
+            argv: self.argv.clone(),
+            env: self.environment(uid),
+            cwd: cwd.to_string_lossy().into_owned(),
+            hostname: self.hostname.clone(),
+            uid,
+            gid,
+            host_uid,
+            host_gid,
+            idmap_grants: root,
+            mounts,
+            timeout_ms: self.timeout.map(|t| t.as_millis().max(1) as u64),
+            grace_ms: self.kill_grace.as_millis() as u64,
+        })
+    }
+
+    /// Options whose layers this version cannot enforce fail closed.
+    fn refuse_unenforced(&self) -> Result<(), Error> {
+        if let Net::Proxy(_) = self.net {
+            return Err(policy::unavailable(
+                "--net proxy / --allow-domain",
+                Layer::Proxy,
+                "the egress proxy is not part of this version; nothing was run (use --net none)",
+            ));
+        }
+        if !self.limits.is_empty() {
+            return Err(policy::unavailable(
+                "--memory / --pids / --cpu",
+                Layer::Cgroup,
+                "resource limits are not part of this version; nothing was run",
+            ));
+        }
+        if !self.syscalls.is_default() {
+            return Err(policy::unavailable(
+                "custom syscall lists",
+                Layer::Seccomp,
+                "the seccomp allowlist is not part of this version; nothing was run",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A safe base set, then pass-throughs, then explicit values.
+    fn environment(&self, uid: u32) -> Vec<(String, String)> {
+        let user = if uid == 0 { "root" } else { "sandbox" };
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), DEFAULT_PATH.into()),
+            ("HOME".into(), "/tmp".into()),
+            ("TMPDIR".into(), "/tmp".into()),
+            ("USER".into(), user.into()),
+            ("LOGNAME".into(), user.into()),
+            ("SHELL".into(), "/bin/sh".into()),
+        ];
+        let mut set = |k: &str, v: String| {
+            env.retain(|(ek, _)| ek != k);
+            env.push((k.to_string(), v));
+        };
+        for k in SAFE_ENV.iter().copied().chain(self.pass_env.iter().map(String::as_str)) {
+            if let Ok(v) = std::env::var(k) {
+                set(k, v);
+            }
+        }
+        for (k, v) in &self.env {
+            set(k, v.clone());
+        }
+        env
+    }
+}
+
+fn check_hostname(h: &str) -> Result<(), Error> {
+    let ok = !h.is_empty()
+        && h.len() <= 64
+        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::policy(format!("invalid hostname `{h}`: use 1-64 letters, digits, `-` or `.`")))
+    }
+}
+
+/// Turn a [`Stdio`] choice into (descriptor for the command, host end if piped).
+fn connect(s: Stdio, which: i32) -> Result<(OwnedFd, Option<File>), Error> {
+    Ok(match s {
+        // A closed standard descriptor in the caller becomes /dev/null inside.
+        Stdio::Inherit => (dup_std(which).or_else(|_| dev_null(which))?, None),
+        Stdio::Null => (dev_null(which)?, None),
+        Stdio::Piped => {
+            let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+            if which == 0 {
+                (r, Some(File::from(w)))
+            } else {
+                (w, Some(File::from(r)))
+            }
+        }
+        Stdio::Fd(fd) => (fd.try_clone()?, None),
+    })
+}
+
+fn dup_std(which: i32) -> std::io::Result<OwnedFd> {
+    // SAFETY: 0, 1 and 2 are the process's standard descriptors; we only borrow
+    // them long enough to duplicate.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(which) };
+    fd.try_clone_to_owned()
+}
+
+fn dev_null(which: i32) -> std::io::Result<OwnedFd> {
+    let f = std::fs::OpenOptions::new().read(which == 0).write(which != 0).open("/dev/null")?;
+    Ok(f.into())
+}

@@ -1,0 +1,267 @@
+//! Raw system calls the crates we use do not wrap (new mount API, `close_range`,
+//! `capset`, fork-style `clone` with namespace flags) and the allocation-free
+//! primitives of the last hop. Every function here is a thin wrapper: no
+//! allocation, no locks, errors as `Errno`.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use libc::{c_char, c_int, c_long, c_uint, c_ulong, pid_t};
+use nix::errno::Errno;
+
+pub use libc::{
+    MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE,
+};
+
+fn check(ret: c_long) -> Result<c_long, Errno> {
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `open_tree(dirfd, path, flags)`: with `OPEN_TREE_CLONE`, a detached copy of the
+/// mount tree at `path`.
+pub fn open_tree(dirfd: RawFd, path: &CStr, flags: c_uint) -> Result<OwnedFd, Errno> {
+    // SAFETY: `path` is a valid NUL-terminated string for the duration of the call;
+    // the kernel returns a new fd we take ownership of.
+    let fd = check(unsafe { libc::syscall(libc::SYS_open_tree, dirfd, path.as_ptr(), flags) })?;
+    // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Attach the detached mount `from` at `to` (relative to `to_dirfd`).
+pub fn move_mount(from: BorrowedFd<'_>, to_dirfd: RawFd, to: &CStr) -> Result<(), Errno> {
+    const MOVE_MOUNT_F_EMPTY_PATH: c_uint = 0x4;
+    // SAFETY: both strings are NUL-terminated and live across the call; `from` is
+    // a valid fd borrowed for the call.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            to_dirfd,
+            to.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })?;
+    Ok(())
+}
+
+/// `mount_setattr` on the mount (tree) referred to by `fd`.
+pub fn mount_setattr(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    attr_set: u64,
+    attr_clr: u64,
+    userns: Option<BorrowedFd<'_>>,
+) -> Result<(), Errno> {
+    let mut attr = libc::mount_attr {
+        attr_set,
+        attr_clr,
+        propagation: 0,
+        userns_fd: userns.map(|f| f.as_raw_fd() as u64).unwrap_or(0),
+    };
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: `attr` is a valid, initialized `struct mount_attr` and its exact size
+    // is passed; the path is the empty string with AT_EMPTY_PATH.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags as c_uint,
+            &mut attr as *mut libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    })?;
+    Ok(())
+}
+
+/// Fork-style `clone(flags | SIGCHLD)`: returns 0 in the child and the child's pid
+/// in the parent. Namespace flags may be included.
+///
+/// # Safety
+/// The calling process must be single-threaded (the child gets a copy of only the
+/// calling thread, so any lock held by another thread would stay locked forever).
+pub unsafe fn clone_process(flags: c_ulong) -> Result<pid_t, Errno> {
+    // SAFETY: with a NULL stack the child continues on a copy-on-write copy of the
+    // parent's stack, exactly like fork(); the caller guarantees single-threadedness.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags | libc::SIGCHLD as c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<c_int>(),
+            std::ptr::null_mut::<c_int>(),
+            0 as c_ulong,
+        )
+    };
+    Ok(check(ret)? as pid_t)
+}
+
+/// `close_range(first, last, flags)`.
+pub fn close_range(first: c_uint, last: c_uint, flags: c_uint) -> Result<(), Errno> {
+    // SAFETY: plain integer arguments; closing fds cannot violate memory safety of
+    // this process because no Rust object above this call relies on them (callers
+    // are the last hop, which owns no fds beyond its plan's raw numbers).
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) })?;
+    Ok(())
+}
+
+/// `pivot_root(new_root, put_old)`.
+pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> Result<(), Errno> {
+    // SAFETY: both paths are valid NUL-terminated strings.
+    check(unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) })?;
+    Ok(())
+}
+
+/// Clear the effective, permitted and inheritable capability sets.
+pub fn capset_zero() -> Result<(), Errno> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let data = [Data { effective: 0, permitted: 0, inheritable: 0 }; 2];
+    // SAFETY: header and the two-element data array have the kernel's v3 layout
+    // and outlive the call.
+    check(unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) })?;
+    Ok(())
+}
+
+/// `prctl(option, arg2, 0, 0, 0)`.
+pub fn prctl(option: c_int, arg2: c_ulong) -> Result<c_int, Errno> {
+    // SAFETY: the options used with this wrapper take integer arguments only.
+    let r = unsafe { libc::prctl(option, arg2, 0 as c_ulong, 0 as c_ulong, 0 as c_ulong) };
+    Ok(check(r as c_long)? as c_int)
+}
+
+/// `setsid()`.
+pub fn setsid() -> Result<(), Errno> {
+    // SAFETY: no arguments.
+    check(unsafe { libc::setsid() } as c_long)?;
+    Ok(())
+}
+
+/// `getppid()`.
+pub fn getppid() -> pid_t {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::getppid() }
+}
+
+/// `dup2(old, new)` (no-op when equal, but clears `FD_CLOEXEC` on `new` then).
+pub fn dup2(old: RawFd, new: RawFd) -> Result<(), Errno> {
+    if old == new {
+        // SAFETY: fcntl on an fd number with integer arguments.
+        check(unsafe { libc::fcntl(old, libc::F_SETFD, 0) } as c_long)?;
+        return Ok(());
+    }
+    // SAFETY: integer arguments; `new` is replaced atomically.
+    check(unsafe { libc::dup2(old, new) } as c_long)?;
+    Ok(())
+}
+
+/// `chdir(path)`.
+pub fn chdir(path: &CStr) -> Result<(), Errno> {
+    // SAFETY: valid NUL-terminated path.
+    check(unsafe { libc::chdir(path.as_ptr()) } as c_long)?;
+    Ok(())
+}
+
+/// `setrlimit(resource, {cur, max})`.
+pub fn setrlimit(resource: libc::__rlimit_resource_t, cur: u64, max: u64) -> Result<(), Errno> {
+    let lim = libc::rlimit { rlim_cur: cur, rlim_max: max };
+    // SAFETY: `lim` is a valid rlimit struct for the call.
+    check(unsafe { libc::setrlimit(resource, &lim) } as c_long)?;
+    Ok(())
+}
+
+/// `sigprocmask(SIG_SETMASK, empty)`: the command starts with no blocked signals.
+pub fn unblock_all_signals() -> Result<(), Errno> {
+    // SAFETY: a zeroed sigset_t is then initialized by sigemptyset before use.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t.
+    unsafe { libc::sigemptyset(&mut set) };
+    // SAFETY: `set` is initialized; old set not requested.
+    check(unsafe { libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) } as c_long)?;
+    Ok(())
+}
+
+/// Reset one signal to its default disposition.
+pub fn default_signal(sig: c_int) {
+    // SAFETY: installing SIG_DFL is always valid; an invalid number just fails.
+    unsafe { libc::signal(sig, libc::SIG_DFL) };
+}
+
+/// `execve(path, argv, envp)`; returns only on failure.
+///
+/// `argv` and `envp` must be NULL-terminated arrays of pointers to NUL-terminated
+/// strings that live across the call (checked by the caller's prepared plan).
+pub fn execve(path: &CStr, argv: &[*const c_char], envp: &[*const c_char]) -> Errno {
+    if argv.last() != Some(&std::ptr::null()) || envp.last() != Some(&std::ptr::null()) {
+        return Errno::EINVAL;
+    }
+    // SAFETY: both arrays are NULL-terminated (checked above) and, per this
+    // function's contract, point to live NUL-terminated strings.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    Errno::last()
+}
+
+/// Write all of `buf` to `fd`, retrying on EINTR; best effort.
+pub fn write_all(fd: RawFd, mut buf: &[u8]) {
+    while !buf.is_empty() {
+        // SAFETY: `buf` is a valid readable slice for `buf.len()` bytes.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 && Errno::last() == Errno::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            return;
+        }
+        buf = &buf[n as usize..];
+    }
+}
+
+/// `_exit(code)`: no destructors, no atexit handlers, no stdio flush.
+pub fn exit_now(code: c_int) -> ! {
+    // SAFETY: _exit never returns and touches no process state we rely on.
+    unsafe { libc::_exit(code) }
+}
+
+/// `kill(pid, sig)`.
+pub fn kill(pid: pid_t, sig: c_int) -> Result<(), Errno> {
+    // SAFETY: integer arguments.
+    check(unsafe { libc::kill(pid, sig) } as c_long)?;
+    Ok(())
+}
+
+/// Bring the loopback interface of the current network namespace up.
+pub fn loopback_up() -> Result<(), Errno> {
+    // SAFETY: plain socket creation; the fd is owned below.
+    let sock = check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) } as c_long)?;
+    // SAFETY: `sock` is a fresh fd owned by nobody else.
+    let sock = unsafe { OwnedFd::from_raw_fd(sock as RawFd) };
+    // SAFETY: ifreq is plain data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as c_char;
+    }
+    // SAFETY: `req` is a valid ifreq naming "lo"; SIOCGIFFLAGS fills ifru_flags.
+    check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } as c_long)?;
+    // SAFETY: reading and writing the flags member of the union the kernel just filled.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: `req` is a valid ifreq with updated flags.
+    check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } as c_long)?;
+    Ok(())
+}
