@@ -101,7 +101,7 @@ struct RunArgs {
     #[arg(long, value_name = "SIZE")]
     tmp_size: Option<String>,
     /// The program and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROGRAM [ARG]...")]
+    #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM [ARG]...")]
     argv: Vec<String>,
 }
 

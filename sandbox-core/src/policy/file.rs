@@ -125,11 +125,14 @@ pub fn parse_env_pair(kv: &str) -> Result<(String, String), Error> {
     }
 }
 
-/// Split `SRC[:DST]`; DST defaults to SRC.
+/// Split `SRC[:DST]`; DST defaults to SRC made absolute (so `--rw .` works).
 fn split_bind(spec: &str) -> (PathBuf, PathBuf) {
     match spec.rsplit_once(':') {
         Some((src, dst)) if !src.is_empty() && !dst.is_empty() => (src.into(), dst.into()),
-        _ => (spec.into(), spec.into()),
+        _ => {
+            let dst = std::path::absolute(spec).unwrap_or_else(|_| spec.into());
+            (spec.into(), dst)
+        }
     }
 }
 
@@ -329,6 +332,8 @@ mod tests {
         let fs = p.fs().unwrap();
         assert_eq!(fs.mounts()[0], Mount::ReadOnly { src: "/a".into(), dst: "/b".into() });
         assert_eq!(fs.mounts()[1], Mount::ReadOnly { src: "/c".into(), dst: "/c".into() });
+        let p = PolicyFile { rw: vec!["rel".into()], ..Default::default() };
+        assert!(p.fs().unwrap().mounts()[0].dst().is_absolute());
         let p = PolicyFile { rw: vec!["/a:rel".into()], ..Default::default() };
         assert!(p.fs().is_err());
         let p = PolicyFile { tmpfs: vec!["/s:12Q".into()], ..Default::default() };
