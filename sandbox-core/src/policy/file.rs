@@ -148,7 +148,7 @@ impl PolicyFile {
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, Error> {
         toml::from_str(text).map_err(|e| {
             let msg = e.message();
-            let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             match line {
                 Some(l) => Error::policy(format!("{origin}:{l}: {msg}")),
                 None => Error::policy(format!("{origin}: {msg}")),
