@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run PROGRAM inside a sandbox.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Report, for each sandbox layer, whether this host can enforce it and how to fix it.
     Doctor {
         /// Machine-readable output.

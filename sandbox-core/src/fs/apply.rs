@@ -7,7 +7,7 @@
 
 use std::ffi::CString;
 use std::fs;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -79,11 +79,15 @@ pub fn clone_tree(src: &Path) -> Result<OwnedFd> {
     .map_err(|e| fail(format!("open_tree {}", src.display()), e))
 }
 
+/// Nothing mounted inside may propagate back to the host or in from it; run
+/// before cloning sources so the clones are private too.
+pub fn make_mounts_private() -> Result<()> {
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(|e| fail("make mounts private", e))
+}
+
 /// Mount the new root's tmpfs at [`STAGING`] and make it the current directory.
 pub fn enter_staging() -> Result<()> {
-    // Nothing we mount may propagate back to the host or in from it.
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(|e| fail("make mounts private", e))?;
     mount(
         Some("tmpfs"),
         STAGING,

@@ -106,16 +106,6 @@ pub enum MountOp {
     ReadOnly { dst: PathBuf },
 }
 
-impl MountOp {
-    /// The host source this op reads before the root is built, if any.
-    pub fn host_source(&self) -> Option<&Path> {
-        match self {
-            MountOp::Bind { src, .. } | MountOp::Overlay { src, .. } => Some(src),
-            _ => None,
-        }
-    }
-}
-
 /// Identity details the synthetic `/etc` files need.
 #[derive(Debug, Clone)]
 pub struct Identity {

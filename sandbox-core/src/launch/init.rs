@@ -48,6 +48,7 @@ fn build_and_run(plan: &Plan, control: &OwnedFd, sync: OwnedFd, stdio: Vec<Owned
     nix::unistd::sethostname(&plan.hostname).map_err(|e| fail(Layer::Namespaces, "sethostname", e))?;
     sys::loopback_up().map_err(|e| fail(Layer::Network, "bring up loopback", e))?;
 
+    apply::make_mounts_private()?;
     let mut sources = apply::clone_sources(&plan.mounts, granted.into_iter())?;
     apply::enter_staging()?;
     apply::apply(&plan.mounts, &mut sources)?;

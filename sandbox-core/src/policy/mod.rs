@@ -25,14 +25,36 @@ pub const DEFAULT_TMPFS_SIZE: u64 = 64 << 20;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Mount {
     /// Host `src` bound read-only at `dst`.
-    ReadOnly { src: PathBuf, dst: PathBuf },
+    ReadOnly {
+        /// Host path.
+        src: PathBuf,
+        /// Path inside.
+        dst: PathBuf,
+    },
     /// Host `src` bound read-write at `dst`: writes land on the host.
-    ReadWrite { src: PathBuf, dst: PathBuf },
+    ReadWrite {
+        /// Host path.
+        src: PathBuf,
+        /// Path inside.
+        dst: PathBuf,
+    },
     /// Host `src` visible and writable at `dst`; writes go to a tmpfs upper of
     /// `size` bytes and vanish when the sandbox exits.
-    Overlay { src: PathBuf, dst: PathBuf, size: u64 },
+    Overlay {
+        /// Host path (the read-only lower layer).
+        src: PathBuf,
+        /// Path inside.
+        dst: PathBuf,
+        /// Cap on the bytes written, in bytes.
+        size: u64,
+    },
     /// A private tmpfs of `size` bytes at `dst`.
-    Tmpfs { dst: PathBuf, size: u64 },
+    Tmpfs {
+        /// Path inside.
+        dst: PathBuf,
+        /// Size cap in bytes.
+        size: u64,
+    },
 }
 
 impl Mount {

@@ -1,0 +1,457 @@
+//! The Rust API as a user would use it: `output`, `status`, `spawn` with pipes,
+//! `try_wait`, `kill`, timeouts, drop semantics, errors, identity, and size caps.
+//! Every assertion is on an exact outcome.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::{host_pids_with_cmdline, require_root, text, Workspace};
+use stockade::{Error, Fs, Layer, Limits, Net, ProxyPolicy, Sandbox, Stdio};
+
+fn sh(script: &str) -> Sandbox {
+    Sandbox::new().command(["sh", "-c", script])
+}
+
+// ---------------------------------------------------------------- running
+
+#[test]
+fn output_captures_stdout_stderr_and_exit_code() {
+    require_root();
+    let out = sh("echo out; echo err >&2; printf 'no newline'; exit 3").output().expect("output");
+    assert_eq!(text(&out.stdout), "out\nno newline");
+    assert_eq!(text(&out.stderr), "err\n");
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.signal(), None);
+    assert!(!out.status.timed_out());
+    assert!(!out.status.success());
+    assert_eq!(out.status.exit_code(), 3);
+}
+
+#[test]
+fn output_success_and_empty_stdin() {
+    require_root();
+    // output() gives the command /dev/null as stdin: `cat` sees EOF at once.
+    let out = Sandbox::new().command(["cat"]).output().expect("output");
+    assert!(out.status.success(), "{}: {}", out.status, text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.status.exit_code(), 0);
+    assert!(out.stdout.is_empty());
+    assert!(out.stderr.is_empty());
+}
+
+#[test]
+fn output_captures_large_stdout() {
+    require_root();
+    // More than a pipe buffer on both streams at once: no deadlock, nothing lost.
+    let out = sh("head -c 1000000 /dev/zero | tr '\\0' a; head -c 300000 /dev/zero | tr '\\0' b >&2")
+        .output()
+        .expect("output");
+    assert!(out.status.success(), "{}", out.status);
+    assert_eq!(out.stdout.len(), 1_000_000);
+    assert!(out.stdout.iter().all(|&b| b == b'a'));
+    assert_eq!(out.stderr.len(), 300_000);
+    assert!(out.stderr.iter().all(|&b| b == b'b'));
+}
+
+#[test]
+fn status_returns_exit_code() {
+    require_root();
+    let st = sh("exit 7").stdout(Stdio::null()).stderr(Stdio::null()).status().expect("status");
+    assert_eq!(st.code(), Some(7));
+    assert_eq!(st.exit_code(), 7);
+    assert!(!st.success());
+    let ok = Sandbox::new().command(["/bin/true"]).status().expect("status");
+    assert!(ok.success());
+    assert_eq!(ok.code(), Some(0));
+}
+
+#[test]
+fn spawn_with_piped_stdin_and_stdout() {
+    require_root();
+    let mut child = Sandbox::new()
+        .command(["tr", "a-z", "A-Z"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    assert!(child.pid() > 1, "host pid of the sandbox init");
+    assert_eq!(child.id(), child.pid());
+    {
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(b"hello sandbox\n").expect("write stdin");
+        // Dropping closes the pipe: tr sees EOF.
+    }
+    let mut got = String::new();
+    child.stdout.take().expect("piped stdout").read_to_string(&mut got).expect("read stdout");
+    let mut err = String::new();
+    child.stderr.take().expect("piped stderr").read_to_string(&mut err).expect("read stderr");
+    let st = child.wait().expect("wait");
+    assert_eq!(got, "HELLO SANDBOX\n");
+    assert_eq!(err, "");
+    assert!(st.success(), "{st}");
+    // wait() again returns the same status.
+    assert_eq!(child.wait().expect("second wait").code(), Some(0));
+}
+
+#[test]
+fn spawn_interactive_round_trips() {
+    require_root();
+    // A line-at-a-time conversation: the pipes are not buffered to EOF.
+    let mut child = sh("while read l; do echo \"got:$l\"; done")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    for word in ["one", "two", "three"] {
+        writeln!(stdin, "{word}").unwrap();
+        stdin.flush().unwrap();
+        let want = format!("got:{word}\n");
+        let mut buf = vec![0u8; want.len()];
+        stdout.read_exact(&mut buf).expect("read reply");
+        assert_eq!(text(&buf), want);
+    }
+    drop(stdin);
+    let st = child.wait().expect("wait");
+    assert!(st.success(), "{st}");
+}
+
+#[test]
+fn try_wait_is_none_while_running_and_some_after() {
+    require_root();
+    let mut child = Sandbox::new().command(["sleep", "0.5"]).spawn().expect("spawn");
+    assert_eq!(child.try_wait().expect("try_wait"), None, "still running right after spawn");
+    assert_eq!(child.try_wait().expect("try_wait"), None, "repeatable");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let st = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "sleep 0.5 still running after 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(st.success(), "{st}");
+    assert!(st.duration() >= Duration::from_millis(450), "duration {:?}", st.duration());
+    // Once known, the status stays.
+    assert_eq!(child.try_wait().expect("try_wait after end"), Some(st));
+    assert_eq!(child.wait().expect("wait after end"), st);
+}
+
+#[test]
+fn kill_running_sleep_reports_sigkill() {
+    require_root();
+    let mut child = Sandbox::new().command(["sleep", "100"]).spawn().expect("spawn");
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(child.try_wait().expect("try_wait"), None);
+    let t = Instant::now();
+    child.kill().expect("kill");
+    let st = child.wait().expect("wait");
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(2), "wait after kill took {took:?}");
+    assert_eq!(st.signal(), Some(9), "{st:?}");
+    assert_eq!(st.code(), None);
+    assert!(!st.timed_out());
+    assert!(!st.success());
+    assert_eq!(st.exit_code(), 137);
+    // kill after the end is harmless.
+    child.kill().expect("kill after end");
+}
+
+#[test]
+fn timeout_kills_and_reports_124() {
+    require_root();
+    let t = Instant::now();
+    let out = Sandbox::new()
+        .command(["sleep", "100"])
+        .timeout(Duration::from_millis(500))
+        .output()
+        .expect("output");
+    let took = t.elapsed();
+    assert!(out.status.timed_out(), "{:?}", out.status);
+    assert!(!out.status.success());
+    assert_eq!(out.status.exit_code(), 124);
+    assert!(took >= Duration::from_millis(500), "returned before the timeout: {took:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+#[test]
+fn timeout_kills_a_term_ignoring_tree() {
+    require_root();
+    // The command ignores SIGTERM and leaves a grandchild: the grace period
+    // ends in SIGKILL for the whole tree.
+    let t = Instant::now();
+    let out = sh("trap '' TERM; sleep 100 & sleep 100; wait")
+        .timeout(Duration::from_millis(300))
+        .kill_grace(Duration::from_millis(200))
+        .output()
+        .expect("output");
+    let took = t.elapsed();
+    assert!(out.status.timed_out(), "{:?}", out.status);
+    assert_eq!(out.status.exit_code(), 124);
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+#[test]
+fn dropping_a_child_kills_the_tree() {
+    require_root();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let marker = format!("1000.{}{:09}", std::process::id(), nanos);
+    let script = format!("sleep {marker} & sleep {marker}; wait");
+    let child = sh(&script).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
+
+    // Positive control: the sandboxed processes are host processes, visible
+    // in the host's /proc with the marker.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let seen = loop {
+        let pids = host_pids_with_cmdline(&marker);
+        // sh plus two sleeps.
+        if pids.len() >= 3 {
+            break pids;
+        }
+        assert!(Instant::now() < deadline, "marker {marker} never showed up in host /proc: {pids:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(seen.len() >= 3, "{seen:?}");
+
+    let t = Instant::now();
+    drop(child);
+    let dropped_in = t.elapsed();
+    assert!(dropped_in < Duration::from_secs(3), "drop took {dropped_in:?}");
+
+    // After the drop, nothing with the marker is left (allow a moment for
+    // the kernel to reap the killed pid namespace).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let left = host_pids_with_cmdline(&marker);
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "processes survived dropping the Child: {left:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------- errors
+
+#[test]
+fn missing_program_is_not_found_127() {
+    require_root();
+    for prog in ["no-such-program-stockade", "/usr/bin/no-such-program-stockade"] {
+        let err = Sandbox::new().command([prog]).output().expect_err("missing program must fail");
+        assert!(matches!(err, Error::NotFound(ref p) if p == prog), "{prog}: {err:?}");
+        assert_eq!(err.exit_code(), 127);
+        assert_eq!(err.layer(), Layer::Exec);
+        assert!(err.to_string().contains(prog), "{err}");
+    }
+}
+
+#[test]
+fn non_executable_program_is_126() {
+    require_root();
+    let ws = Workspace::new("noexec");
+    let script = ws.path().join("script.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = Sandbox::new()
+        .fs(Fs::minimal().ro(ws.path()))
+        .command([script.to_str().unwrap()])
+        .output()
+        .expect_err("a non-executable file must not run");
+    assert!(matches!(err, Error::NotExecutable { .. }), "{err:?}");
+    assert_eq!(err.exit_code(), 126);
+    assert_eq!(err.layer(), Layer::Exec);
+    // A directory cannot be executed either.
+    let err = Sandbox::new().command(["/usr"]).output().expect_err("a directory must not run");
+    assert!(matches!(err, Error::NotExecutable { .. }), "{err:?}");
+    assert_eq!(err.exit_code(), 126);
+}
+
+#[test]
+fn relative_cwd_is_a_policy_error_125() {
+    require_root();
+    let err = Sandbox::new().command(["/bin/true"]).cwd("relative/dir").output().expect_err("relative cwd");
+    assert!(matches!(err, Error::Policy(_)), "{err:?}");
+    assert_eq!(err.layer(), Layer::Policy);
+    assert_eq!(err.exit_code(), 125);
+    let err = Sandbox::new().command(["/bin/true"]).cwd("/usr/../etc").output().expect_err("cwd with ..");
+    assert!(matches!(err, Error::Policy(_)), "{err:?}");
+    let err = Sandbox::new().output().expect_err("no command");
+    assert!(matches!(err, Error::Policy(_)), "{err:?}");
+    assert_eq!(err.exit_code(), 125);
+}
+
+#[test]
+fn proxy_is_unsupported_and_fails_closed() {
+    require_root();
+    let policy = ProxyPolicy { allow: vec!["example.com".into()], ..ProxyPolicy::default() };
+    let err = Sandbox::new()
+        .net(Net::Proxy(policy))
+        .command(["/bin/true"])
+        .output()
+        .expect_err("the proxy is not available: must fail closed");
+    assert!(matches!(err, Error::Unsupported { layer: Layer::Proxy, .. }), "{err:?}");
+    assert_eq!(err.layer(), Layer::Proxy);
+    assert_eq!(err.exit_code(), 125);
+    assert!(err.to_string().contains("proxy"), "{err}");
+}
+
+#[test]
+fn limits_are_unsupported_and_fail_closed() {
+    require_root();
+    for limits in [Limits::new().memory(1 << 30), Limits::new().pids(64), Limits::new().cpu(1.0)] {
+        let err = Sandbox::new()
+            .limits(limits.clone())
+            .command(["/bin/true"])
+            .output()
+            .expect_err("cgroup limits are not available: must fail closed");
+        assert!(matches!(err, Error::Unsupported { layer: Layer::Cgroup, .. }), "{limits:?}: {err:?}");
+        assert_eq!(err.layer(), Layer::Cgroup);
+        assert_eq!(err.exit_code(), 125);
+    }
+    // Failing closed means nothing ran: a marker file is not created.
+    let ws = Workspace::new("limits");
+    let _ = Sandbox::new()
+        .fs(Fs::minimal().rw(ws.path()))
+        .limits(Limits::new().memory(1 << 30))
+        .command(["touch", "ran"])
+        .output()
+        .expect_err("must fail");
+    assert!(!ws.path().join("ran").exists(), "the command ran despite an unenforceable limit");
+}
+
+#[test]
+fn missing_helper_is_a_helper_error_125() {
+    require_root();
+    let err = Sandbox::new()
+        .helper("/nonexistent/stockade-init")
+        .command(["/bin/true"])
+        .output()
+        .expect_err("missing helper");
+    assert!(matches!(err, Error::Helper(_)), "{err:?}");
+    assert_eq!(err.layer(), Layer::Helper);
+    assert_eq!(err.exit_code(), 125);
+}
+
+// ---------------------------------------------------------------- identity
+
+#[test]
+fn uid_and_gid_inside() {
+    require_root();
+    let out = Sandbox::new().uid(1000).gid(1000).command(["sh", "-c", "id -u; id -g"]).output().expect("output");
+    assert!(out.status.success(), "{}: {}", out.status, text(&out.stderr));
+    assert_eq!(text(&out.stdout), "1000\n1000\n");
+}
+
+#[test]
+fn default_uid_of_a_root_caller_is_root_inside_but_nobody_outside() {
+    require_root();
+    let out = Sandbox::new().command(["id", "-u"]).output().expect("output");
+    assert_eq!(text(&out.stdout), "0\n");
+    // On the host, the sandbox's processes run as the unprivileged id.
+    let marker = format!("77.{}", std::process::id());
+    let child = sh(&format!("sleep {marker}")).spawn().expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let pid = loop {
+        if let Some(p) = host_pids_with_cmdline(&marker).into_iter().next() {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "never saw {marker}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line.split_whitespace().skip(1).all(|id| id == "65534"),
+        "sandbox process runs as {uid_line} on the host"
+    );
+    drop(child);
+}
+
+#[test]
+fn hostname_inside() {
+    require_root();
+    let out = Sandbox::new().hostname("agent").command(["hostname"]).output().expect("output");
+    assert!(out.status.success(), "{}: {}", out.status, text(&out.stderr));
+    assert_eq!(text(&out.stdout), "agent\n");
+    let out = Sandbox::new().command(["cat", "/proc/sys/kernel/hostname"]).output().expect("output");
+    assert_eq!(text(&out.stdout), "stockade\n");
+}
+
+#[test]
+fn env_is_cleared_and_settable() {
+    require_root();
+    std::env::set_var("STOCKADE_TEST_SECRET", "leak");
+    let out = Sandbox::new()
+        .env("FOO", "bar")
+        .command(["sh", "-c", "echo \"$FOO|$HOME|${STOCKADE_TEST_SECRET-unset}\""])
+        .output()
+        .expect("output");
+    assert_eq!(text(&out.stdout), "bar|/tmp|unset\n");
+}
+
+// ---------------------------------------------------------------- size caps
+
+const DD_2M: &str = "dd if=/dev/zero of={dir}/big bs=1024 count=2048";
+const DD_100K: &str = "dd if=/dev/zero of={dir}/small bs=1024 count=100 && wc -c < {dir}/small";
+
+fn assert_capped(fs: Fs, dir: &str) {
+    // Positive control: 100 KiB fits.
+    let small = Sandbox::new().fs(fs.clone()).command(["sh", "-c", &DD_100K.replace("{dir}", dir)]).output().unwrap();
+    assert!(small.status.success(), "100 KiB into {dir}: {}: {}", small.status, text(&small.stderr));
+    assert_eq!(text(&small.stdout).trim(), "102400");
+    // 2 MiB does not.
+    let big = Sandbox::new().fs(fs).command(["sh", "-c", &DD_2M.replace("{dir}", dir)]).output().unwrap();
+    assert!(!big.status.success(), "2 MiB into a 1 MiB {dir} succeeded");
+    assert!(
+        text(&big.stderr).contains("No space left on device"),
+        "2 MiB into {dir}: {}",
+        text(&big.stderr)
+    );
+}
+
+#[test]
+fn tmpfs_is_size_capped() {
+    require_root();
+    assert_capped(Fs::minimal().tmpfs("/scratch", 1 << 20), "/scratch");
+}
+
+#[test]
+fn tmp_size_caps_tmp() {
+    require_root();
+    assert_capped(Fs::minimal().tmp_size(1 << 20), "/tmp");
+}
+
+#[test]
+fn default_tmp_is_private() {
+    require_root();
+    let name = format!("stockade-private-{}", std::process::id());
+    let host = std::path::Path::new("/tmp").join(&name);
+    std::fs::write(&host, "host").unwrap();
+    let out = sh(&format!("ls /tmp/{name} 2>&1; echo inside > /tmp/{name}-in; cat /tmp/{name}-in"))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&host);
+    assert!(text(&out.stdout).contains("No such file"), "host /tmp visible: {}", text(&out.stdout));
+    assert!(text(&out.stdout).ends_with("inside\n"), "{}", text(&out.stdout));
+    assert!(!std::path::Path::new(&format!("/tmp/{name}-in")).exists(), "sandbox /tmp write reached host");
+}
+
+#[test]
+fn rw_grant_writes_reach_the_host() {
+    require_root();
+    let ws = Workspace::new("rw");
+    let out = Sandbox::new()
+        .fs(Fs::minimal().rw(ws.path()))
+        .command(["sh", "-c", "pwd; echo data > out.txt"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}: {}", out.status, text(&out.stderr));
+    // The default cwd is the first rw grant.
+    assert_eq!(text(&out.stdout), format!("{}\n", ws.str()));
+    assert_eq!(std::fs::read_to_string(ws.path().join("out.txt")).unwrap(), "data\n");
+}
