@@ -36,6 +36,9 @@ pub fn run(plan: Plan, control: &OwnedFd, sync: OwnedFd, stdio: Vec<OwnedFd>) ->
 }
 
 fn build_and_run(plan: &Plan, control: &OwnedFd, sync: OwnedFd, stdio: Vec<OwnedFd>) -> Result<Report, SetupFailure> {
+    // If the outer half is killed, so is the init, and with it the whole namespace.
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+        .map_err(|e| fail(Layer::Supervisor, "set parent-death signal", e))?;
     // Wait until the outside has written our id maps (and built grant trees).
     let (go, granted): (Go, Vec<OwnedFd>) = match wire::recv(sync.as_fd(), false) {
         Ok(Some(m)) => m,
