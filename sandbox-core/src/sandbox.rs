@@ -211,6 +211,11 @@ impl Sandbox {
         let (in_child, in_host) = connect(choose(0, d0), 0)?;
         let (out_child, out_host) = connect(choose(1, d1), 1)?;
         let (err_child, err_host) = connect(choose(2, d2), 2)?;
+        if plan.idmap_grants {
+            for fd in [&in_child, &out_child, &err_child] {
+                hand_pipe_to(fd, plan.host_uid, plan.host_gid);
+            }
+        }
         let launched = launch::launch(&plan, &helper, [in_child, out_child, err_child])?;
         Ok(Child::new(launched, [in_host, out_host, err_host], started))
     }
@@ -349,4 +354,16 @@ fn dup_std(which: i32) -> std::io::Result<OwnedFd> {
 fn dev_null(which: i32) -> std::io::Result<OwnedFd> {
     let f = std::fs::OpenOptions::new().read(which == 0).write(which != 0).open("/dev/null")?;
     Ok(f.into())
+}
+
+/// For a root caller the sandbox runs as an unprivileged host id, so reopening
+/// its stdio through `/dev/stdout` (`/proc/self/fd/1`) would fail on a pipe
+/// owned by root with mode 0600. Anonymous pipes are handed to the sandbox's
+/// host id; ttys and files are left alone (changing them would alter host state).
+fn hand_pipe_to(fd: &OwnedFd, uid: u32, gid: u32) {
+    use std::os::fd::AsRawFd;
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    if link.is_ok_and(|l| l.to_string_lossy().starts_with("pipe:")) {
+        let _ = std::os::unix::fs::fchown(fd, Some(uid), Some(gid));
+    }
 }

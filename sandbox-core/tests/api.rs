@@ -165,11 +165,7 @@ fn kill_running_sleep_reports_sigkill() {
 fn timeout_kills_and_reports_124() {
     require_root();
     let t = Instant::now();
-    let out = Sandbox::new()
-        .command(["sleep", "100"])
-        .timeout(Duration::from_millis(500))
-        .output()
-        .expect("output");
+    let out = Sandbox::new().command(["sleep", "100"]).timeout(Duration::from_millis(500)).output().expect("output");
     let took = t.elapsed();
     assert!(out.status.timed_out(), "{:?}", out.status);
     assert!(!out.status.success());
@@ -193,6 +189,40 @@ fn timeout_kills_a_term_ignoring_tree() {
     assert!(out.status.timed_out(), "{:?}", out.status);
     assert_eq!(out.status.exit_code(), 124);
     assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+#[test]
+fn signal_death_is_reported_as_128_plus_n() {
+    require_root();
+    let out = sh("kill -TERM $$; sleep 5").output().expect("output");
+    assert_eq!(out.status.signal(), Some(15), "{:?}", out.status);
+    assert_eq!(out.status.code(), None);
+    assert_eq!(out.status.exit_code(), 143);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn background_processes_end_with_the_command() {
+    require_root();
+    // The sandbox does not outlive its command: a background child (even one
+    // that detached into its own session) is killed when the command exits,
+    // and output() does not wait for it to close the inherited stdout.
+    let marker = format!("1001.{}", std::process::id());
+    let t = Instant::now();
+    let out = sh(&format!("sleep {marker} & setsid sleep {marker} & echo started")).output().expect("output");
+    let took = t.elapsed();
+    assert!(out.status.success(), "{}", out.status);
+    assert_eq!(text(&out.stdout), "started\n");
+    assert!(took < Duration::from_secs(3), "output() waited {took:?} for background processes");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !host_pids_with_cmdline(&marker).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "background processes outlived the sandbox: {:?}",
+            host_pids_with_cmdline(&marker)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -407,11 +437,7 @@ fn assert_capped(fs: Fs, dir: &str) {
     // 2 MiB does not.
     let big = Sandbox::new().fs(fs).command(["sh", "-c", &DD_2M.replace("{dir}", dir)]).output().unwrap();
     assert!(!big.status.success(), "2 MiB into a 1 MiB {dir} succeeded");
-    assert!(
-        text(&big.stderr).contains("No space left on device"),
-        "2 MiB into {dir}: {}",
-        text(&big.stderr)
-    );
+    assert!(text(&big.stderr).contains("No space left on device"), "2 MiB into {dir}: {}", text(&big.stderr));
 }
 
 #[test]
@@ -432,9 +458,7 @@ fn default_tmp_is_private() {
     let name = format!("stockade-private-{}", std::process::id());
     let host = std::path::Path::new("/tmp").join(&name);
     std::fs::write(&host, "host").unwrap();
-    let out = sh(&format!("ls /tmp/{name} 2>&1; echo inside > /tmp/{name}-in; cat /tmp/{name}-in"))
-        .output()
-        .unwrap();
+    let out = sh(&format!("ls /tmp/{name} 2>&1; echo inside > /tmp/{name}-in; cat /tmp/{name}-in")).output().unwrap();
     let _ = std::fs::remove_file(&host);
     assert!(text(&out.stdout).contains("No such file"), "host /tmp visible: {}", text(&out.stdout));
     assert!(text(&out.stdout).ends_with("inside\n"), "{}", text(&out.stdout));
@@ -454,4 +478,9 @@ fn rw_grant_writes_reach_the_host() {
     // The default cwd is the first rw grant.
     assert_eq!(text(&out.stdout), format!("{}\n", ws.str()));
     assert_eq!(std::fs::read_to_string(ws.path().join("out.txt")).unwrap(), "data\n");
+    // Files the sandbox creates belong to the caller (root) on the host, not
+    // to the unprivileged id the sandbox runs as.
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(ws.path().join("out.txt")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (0, 0));
 }

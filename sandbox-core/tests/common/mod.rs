@@ -24,11 +24,7 @@ impl Workspace {
     pub fn new(tag: &str) -> Self {
         static N: AtomicU64 = AtomicU64::new(0);
         let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let path = base.join(format!(
-            "stockade-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
+        let path = base.join(format!("stockade-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create workspace");
         Workspace { path }
@@ -82,12 +78,8 @@ pub fn our_children() -> Vec<(u32, String, String)> {
     for e in dir.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
         let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { continue };
-        let field = |k: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
-                .unwrap_or_default()
-        };
+        let field =
+            |k: &str| status.lines().find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string())).unwrap_or_default();
         if field("PPid:").parse::<u32>().ok() == Some(me) {
             out.push((pid, field("State:"), field("Name:")));
         }
