@@ -244,6 +244,7 @@ impl Sandbox {
         }
         let id = Identity { uid, gid, hostname: self.hostname.clone() };
         let mounts = plan::plan(&fs, &id, &RealHost);
+        check_no_grant_through_symlink(&fs, &mounts)?;
         Ok(wire::Plan {
             protocol: wire::PROTOCOL,
             version: wire::VERSION.into(),
@@ -313,6 +314,24 @@ impl Sandbox {
         }
         env
     }
+}
+
+/// `/lib` and friends are symlinks inside (merged-/usr hosts): a grant there
+/// would be mounted through the link, so it is refused with the real path.
+fn check_no_grant_through_symlink(fs: &Fs, ops: &[plan::MountOp]) -> Result<(), Error> {
+    for op in ops {
+        if let plan::MountOp::Symlink { target, dst } = op {
+            if let Some(m) = fs.mounts().iter().find(|m| m.dst().starts_with(dst)) {
+                return Err(Error::policy(format!(
+                    "mount destination {} goes through {}, a symlink to {} inside the sandbox; use the real path",
+                    m.dst().display(),
+                    dst.display(),
+                    target.display()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_hostname(h: &str) -> Result<(), Error> {

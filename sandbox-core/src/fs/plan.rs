@@ -177,7 +177,12 @@ pub fn plan(fs: &Fs, id: &Identity, host: &dyn HostView) -> Vec<MountOp> {
 
     ops.push(MountOp::Tmpfs { dst: p("/tmp"), size: fs.tmp_size_bytes(), mode: 0o1777 });
 
-    for m in fs.mounts() {
+    // Parents before children: a grant nested inside another (`--ro repo/.git`
+    // inside `--rw repo`) must be mounted on top of it, never covered by it.
+    // The sort is stable, so grants at the same depth keep the caller's order.
+    let mut grants: Vec<&Mount> = fs.mounts().iter().collect();
+    grants.sort_by_key(|m| m.dst().components().count());
+    for m in grants {
         ops.push(match m {
             Mount::ReadOnly { src, dst } => {
                 MountOp::Bind { src: src.clone(), dst: dst.clone(), ro: true, granted: true }
@@ -313,6 +318,25 @@ mod tests {
         assert!(matches!(&ops[n - 2], MountOp::Overlay { dst, .. } if dst == Path::new("/o")));
         assert_eq!(ops[n - 1], MountOp::Tmpfs { dst: "/s".into(), size: 1 << 20, mode: 0o1777 });
         assert!(matches!(&ops[n - 5], MountOp::Tmpfs { dst, .. } if dst == Path::new("/tmp")));
+    }
+
+    #[test]
+    fn nested_grants_mount_parents_first_whatever_the_order_given() {
+        let fs = Fs::minimal().ro("/w/repo/.git").tmpfs("/w/repo/tmp", 1 << 20).rw("/w/repo").overlay("/w");
+        let ops = plan(&fs, &id(), &merged_usr_host());
+        let pos = |dst: &str| {
+            ops.iter()
+                .position(|o| match o {
+                    MountOp::Bind { dst: d, granted: true, .. } | MountOp::Overlay { dst: d, .. } => d == Path::new(dst),
+                    MountOp::Tmpfs { dst: d, .. } => d == Path::new(dst),
+                    _ => false,
+                })
+                .unwrap()
+        };
+        assert!(pos("/w") < pos("/w/repo"));
+        assert!(pos("/w/repo") < pos("/w/repo/.git"));
+        assert!(pos("/w/repo") < pos("/w/repo/tmp"));
+        assert!(pos("/w/repo/.git") < pos("/w/repo/tmp"), "same depth keeps the given order");
     }
 
     #[test]
