@@ -418,8 +418,12 @@ fn setuid_grants_nothing(caller: Caller) {
         .probe("su", "su -c 'echo escalated' root")
         .probe("usr_nosuid", "grep ' /usr ' /proc/self/mounts | grep -c nosuid")
         .probe("caps_after", "grep CapEff /proc/self/status | tr -d '\\t'")
-        // May legitimately succeed without seccomp (a later layer); only recorded here.
+        // Nested user namespaces (a fresh capability set) are refused by the
+        // sandbox's own namespace limit; positive control: the limit reads 0 and
+        // a plain process can still be created.
+        .probe("userns_limit", "cat /proc/sys/user/max_user_namespaces")
         .probe("unshare_user", "unshare -U true")
+        .probe("unshare_user_map_root", "unshare -Ur true")
         .build();
     let out = sh(caller, &[] as &[&str], &script);
     assert_code(&out, 0);
@@ -438,4 +442,7 @@ fn setuid_grants_nothing(caller: Caller) {
     assert!(su.rc != 0 && !su.out.contains("escalated"), "su must fail: {su:?}\n{}", p.all());
     p.ok("usr_nosuid", "1");
     p.ok("caps_after", "CapEff:0000000000000000");
+    p.ok("userns_limit", "0");
+    p.fails_with("unshare_user", "No space left on device");
+    p.fails_with("unshare_user_map_root", "No space left on device");
 }

@@ -1,10 +1,11 @@
 //! Finding the `stockade-init` helper with no install step.
 //!
 //! Order: an explicit path ([`crate::Sandbox::helper`] or [`set_helper_path`]),
-//! `STOCKADE_INIT`, a `stockade-init` next to the running executable (or one
-//! directory up, for Cargo's `deps/` test binaries), and finally the running
-//! executable itself: every binary that links this crate carries the helper's
-//! entry point (see `hook` in lib.rs), so a Rust user needs nothing else.
+//! `STOCKADE_INIT`, then the running executable itself when this library is
+//! linked into it (every such binary carries the helper's entry point, see
+//! `hook` in lib.rs, so a Rust user needs nothing else and can never meet a
+//! stale helper), and last a `stockade-init` next to the running executable
+//! (or one directory up, for Cargo's `deps/` test binaries).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -41,6 +42,11 @@ pub fn find_helper(explicit: Option<&Path>) -> Result<PathBuf, Error> {
             Err(Error::Helper(format!("{what} {} is not an executable file", p.display())))
         };
     }
+    // The running executable first: it is always the same build as this
+    // library, while a `stockade-init` lying next to it may be stale.
+    if let Some(p) = SELF_EXEC.get_or_init(self_exec_path) {
+        return Ok(p.clone());
+    }
     if let Ok(exe) = std::env::current_exe() {
         for dir in exe.parent().into_iter().chain(exe.parent().and_then(Path::parent)) {
             let candidate = dir.join("stockade-init");
@@ -48,9 +54,6 @@ pub fn find_helper(explicit: Option<&Path>) -> Result<PathBuf, Error> {
                 return Ok(candidate);
             }
         }
-    }
-    if let Some(p) = SELF_EXEC.get_or_init(self_exec_path) {
-        return Ok(p.clone());
     }
     Err(Error::Helper(
         "no stockade-init helper found (looked at STOCKADE_INIT and next to the executable, and this \

@@ -48,6 +48,7 @@ fn build_and_run(plan: &Plan, control: &OwnedFd, sync: OwnedFd, stdio: Vec<Owned
     drop(sync);
 
     become_inside_user(plan)?;
+    forbid_nested_user_namespaces()?;
     nix::unistd::sethostname(&plan.hostname).map_err(|e| fail(Layer::Namespaces, "sethostname", e))?;
     sys::loopback_up().map_err(|e| fail(Layer::Network, "bring up loopback", e))?;
 
@@ -118,6 +119,19 @@ fn become_inside_user(plan: &Plan) -> Result<(), SetupFailure> {
     let (u, g) = (Uid::from_raw(plan.uid), Gid::from_raw(plan.gid));
     nix::unistd::setresgid(g, g, g).map_err(step)?;
     nix::unistd::setresuid(u, u, u).map_err(step)
+}
+
+/// A nested user namespace would give the command a fresh set of capabilities
+/// over new namespaces of its own. The per-namespace limit is set to 0 in the
+/// sandbox's user namespace (sysctls under /proc/sys/user apply to the writer's
+/// own user namespace), independently of the seccomp filter.
+fn forbid_nested_user_namespaces() -> Result<(), SetupFailure> {
+    std::fs::write("/proc/sys/user/max_user_namespaces", "0").map_err(|e| SetupFailure {
+        layer: Layer::Namespaces,
+        step: "limit nested user namespaces to 0".into(),
+        errno: e.raw_os_error().unwrap_or(0),
+        detail: String::new(),
+    })
 }
 
 /// Everything the command inherits from the init: no capability in any set,
