@@ -158,7 +158,8 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &RunArgs) -> ExitCode {
-    let outcome = build(args).and_then(|sb| sb.status());
+    // The CLI is small and single-threaded: it does the helper's setup itself.
+    let outcome = build(args).and_then(|sb| sb.status_in_this_process());
     if let Some(path) = &args.report {
         if let Err(e) = report::write(path, &outcome) {
             eprintln!("stockade: cannot write report {}: {e}", path.display());

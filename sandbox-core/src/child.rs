@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::launch::wire::{self, Control, Report};
-use crate::launch::Launched;
+use crate::launch::{Keeper, Launched};
 
 /// What to connect to one of the command's stdin/stdout/stderr.
 #[derive(Debug, Clone)]
@@ -174,7 +174,7 @@ pub struct Child {
     /// The command's stderr, if piped.
     pub stderr: Option<ChildStderr>,
     control: Option<OwnedFd>,
-    helper: std::process::Child,
+    keeper: Option<Keeper>,
     pid: u32,
     started: Instant,
     status: Option<ExitStatus>,
@@ -188,7 +188,7 @@ impl Child {
             stdout: o.map(ChildStdout),
             stderr: e.map(ChildStderr),
             control: Some(l.control),
-            helper: l.helper,
+            keeper: Some(l.keeper),
             pid: l.init_pid,
             started,
             status: None,
@@ -285,19 +285,19 @@ impl Child {
         }
     }
 
-    /// Close the channel and reap the helper.
+    /// Close the channel; reap the process that owned the sandbox now or soon
+    /// (its namespace teardown need not delay the caller).
     fn finish(&mut self) {
         self.control = None;
-        let _ = self.helper.wait();
+        if let Some(k) = self.keeper.take() {
+            k.reap_soon();
+        }
     }
 }
 
 impl Drop for Child {
     fn drop(&mut self) {
-        if self.control.is_some() {
-            // Closing the channel makes the init kill everything and exit.
-            self.control = None;
-            let _ = self.helper.wait();
-        }
+        // Closing the channel makes the init kill everything and exit.
+        self.finish();
     }
 }

@@ -45,6 +45,7 @@ mod hook {
     pub(crate) static HELPER_HOOK: extern "C" fn(c_int, *const *const c_char, *const *const c_char) = helper_hook;
 
     extern "C" fn helper_hook(argc: c_int, argv: *const *const c_char, _envp: *const *const c_char) {
+        crate::sys::remember_argv(argc, argv);
         if argc != 2 || argv.is_null() {
             return;
         }

@@ -202,10 +202,22 @@ impl Sandbox {
         self.spawn_with([Stdio::Inherit, Stdio::Inherit, Stdio::Inherit])?.wait()
     }
 
+    /// Like [`Sandbox::status`], for small single-threaded programs such as
+    /// the `stockade` CLI: the helper's outer half (clone into new namespaces,
+    /// id maps) runs in this process instead of a freshly started helper,
+    /// saving one program start. A process with more than one thread gets the
+    /// helper as usual, since cloning a threaded process is unsafe.
+    pub fn status_in_this_process(&self) -> Result<ExitStatus, Error> {
+        self.spawn_mode([Stdio::Inherit, Stdio::Inherit, Stdio::Inherit], true)?.wait()
+    }
+
     fn spawn_with(&self, defaults: [Stdio; 3]) -> Result<Child, Error> {
+        self.spawn_mode(defaults, false)
+    }
+
+    fn spawn_mode(&self, defaults: [Stdio; 3], in_process: bool) -> Result<Child, Error> {
         let started = Instant::now();
         let plan = self.plan()?;
-        let helper = helper::find_helper(self.helper.as_deref())?;
         let [d0, d1, d2] = defaults;
         let choose = |i: usize, d: Stdio| self.stdio[i].clone().unwrap_or(d);
         let (in_child, in_host) = connect(choose(0, d0), 0)?;
@@ -216,7 +228,12 @@ impl Sandbox {
                 hand_pipe_to(fd, plan.host_uid, plan.host_gid);
             }
         }
-        let launched = launch::launch(&plan, &helper, [in_child, out_child, err_child])?;
+        let stdio = [in_child, out_child, err_child];
+        let launched = if in_process && self.helper.is_none() && launch::single_threaded() {
+            launch::launch_in_process(&plan, stdio)?
+        } else {
+            launch::launch(&plan, &helper::find_helper(self.helper.as_deref())?, stdio)?
+        };
         Ok(Child::new(launched, [in_host, out_host, err_host], started))
     }
 

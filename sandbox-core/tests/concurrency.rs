@@ -50,8 +50,17 @@ struct Baseline {
 
 impl Baseline {
     fn take() -> Self {
-        let kids = our_children();
-        assert!(kids.is_empty(), "children before the test started: {kids:?}");
+        // Owners of earlier sandboxes are reaped in the background once their
+        // namespaces are torn down; give that a moment.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let kids = our_children();
+            if kids.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "children before the test started: {kids:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Baseline { fds: open_fd_count() }
     }
 

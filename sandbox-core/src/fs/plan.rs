@@ -23,7 +23,6 @@ const ETC_COPIES: &[&str] = &[
     "/etc/localtime",
     "/etc/timezone",
     "/etc/os-release",
-    "/etc/mime.types",
 ];
 
 /// Host `/etc` directories bound read-only: certificates and Debian's alternatives

@@ -3,7 +3,7 @@
 //! supervises until the whole tree is gone.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,8 +26,8 @@ fn fail(layer: Layer, step: impl Into<String>, errno: Errno) -> SetupFailure {
 }
 
 /// Run the init. Never returns; always sends exactly one final report.
-pub fn run(plan: Plan, control: &OwnedFd, sync: OwnedFd, stdio: Vec<OwnedFd>) -> ! {
-    let report = match build_and_run(&plan, control, sync, stdio) {
+pub fn run(plan: &Plan, control: &OwnedFd, sync: OwnedFd, stdio: Vec<OwnedFd>) -> ! {
+    let report = match build_and_run(plan, control, sync, stdio) {
         Ok(r) => r,
         Err(f) => Report::Failed(f),
     };
@@ -36,6 +36,13 @@ pub fn run(plan: Plan, control: &OwnedFd, sync: OwnedFd, stdio: Vec<OwnedFd>) ->
 }
 
 fn build_and_run(plan: &Plan, control: &OwnedFd, sync: OwnedFd, stdio: Vec<OwnedFd>) -> Result<Report, SetupFailure> {
+    sys::set_process_title(c"stockade-init");
+    // Only our own channels may stay open: whatever else the process that
+    // cloned us held (a caller's descriptors, the host's end of `control`)
+    // must not reach the sandbox or keep the host's channel alive.
+    let mut keep: Vec<RawFd> = stdio.iter().map(|f| f.as_raw_fd()).collect();
+    keep.extend([control.as_raw_fd(), sync.as_raw_fd()]);
+    close_all_except(&mut keep).map_err(|e| fail(Layer::Supervisor, "close inherited descriptors", e))?;
     // If the outer half is killed, so is the init, and with it the whole namespace.
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
         .map_err(|e| fail(Layer::Supervisor, "set parent-death signal", e))?;
@@ -109,6 +116,34 @@ fn build_and_run(plan: &Plan, control: &OwnedFd, sync: OwnedFd, stdio: Vec<Owned
         Duration::from_millis(plan.grace_ms),
     );
     Ok(Report::Exited { code: outcome.code, signal: outcome.signal, timed_out: outcome.timed_out })
+}
+
+/// Close every descriptor not in `keep`, then park `/dev/null` on whichever
+/// of 0-2 is free, so no later descriptor (the exec report pipe, say) can land
+/// on a number the command's stdio will overwrite.
+fn close_all_except(keep: &mut [RawFd]) -> Result<(), Errno> {
+    keep.sort_unstable();
+    let mut next: libc::c_uint = 0;
+    for &fd in keep.iter() {
+        let fd = fd as libc::c_uint;
+        if fd > next {
+            sys::close_range(next, fd - 1, 0)?;
+        }
+        next = fd + 1;
+    }
+    sys::close_range(next, libc::c_uint::MAX, 0)?;
+    let null = nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
+    for fd in 0..3 {
+        if !keep.contains(&fd) && null.as_raw_fd() != fd {
+            sys::dup2(null.as_raw_fd(), fd)?;
+        }
+    }
+    if null.as_raw_fd() > 2 {
+        drop(null);
+    } else {
+        std::mem::forget(null); // it now is one of 0-2 itself
+    }
+    Ok(())
 }
 
 /// Switch to the inside uid/gid. Capabilities in the new user namespace stay

@@ -11,7 +11,10 @@ pub(crate) mod exec;
 pub(crate) mod helper;
 pub(crate) mod init;
 pub(crate) mod outer;
+mod reaper;
 pub(crate) mod wire;
+
+pub(crate) use reaper::Keeper;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::Command;
@@ -21,10 +24,10 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use crate::error::{Error, Layer, SetupFailure};
 use wire::{Plan, Report};
 
-/// A started sandbox: the control socket and the helper process.
+/// A started sandbox: the control socket and the process to reap at the end.
 pub(crate) struct Launched {
     pub control: OwnedFd,
-    pub helper: std::process::Child,
+    pub keeper: Keeper,
     pub init_pid: u32,
 }
 
@@ -55,22 +58,43 @@ pub(crate) fn launch(plan: &Plan, helper: &std::path::Path, stdio: [OwnedFd; 3])
         return Err(Error::Helper(format!("{} did not accept the plan: {e}", helper.display())));
     }
     drop(stdio);
+    let what = helper.display().to_string();
+    await_start(plan, host_end, Keeper::Helper(child), &what)
+}
 
+/// Do the helper's outer half in this process instead of starting a helper:
+/// one exec fewer. Only for small single-threaded programs such as the
+/// `stockade` CLI (the same binary as the helper); anything with a second
+/// thread gets the helper, because cloning a threaded process is unsafe.
+/// The caller must have checked [`single_threaded`] just before.
+pub(crate) fn launch_in_process(plan: &Plan, stdio: [OwnedFd; 3]) -> Result<Launched, Error> {
+    let (host_end, init_end) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(|e| Error::Helper(format!("socketpair: {e}")))?;
+    let init = outer::start(plan, stdio.into(), &init_end).map_err(Error::Setup)?;
+    drop(init_end);
+    await_start(plan, host_end, Keeper::Init(init), "the sandbox init")
+}
+
+/// Whether this process has exactly one thread.
+pub(crate) fn single_threaded() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| s.lines().any(|l| l.split_whitespace().eq(["Threads:", "1"])))
+        .unwrap_or(false)
+}
+
+/// Wait for the init's first report: started, or why not.
+fn await_start(plan: &Plan, host_end: OwnedFd, keeper: Keeper, what: &str) -> Result<Launched, Error> {
     match wire::recv::<Report>(host_end.as_fd(), false) {
-        Ok(Some((Report::Started { pid }, _))) => {
-            Ok(Launched { control: host_end, helper: child, init_pid: pid as u32 })
-        }
+        Ok(Some((Report::Started { pid }, _))) => Ok(Launched { control: host_end, keeper, init_pid: pid as u32 }),
         other => {
             drop(host_end);
-            let status = child.wait();
+            let status = keeper.wait();
             Err(match other {
                 Ok(Some((Report::Failed(f), _))) => Error::Setup(f),
                 Ok(Some((Report::ExecFailed { errno }, _))) => exec_error(&plan.argv[0], errno),
                 Ok(Some((Report::Exited { .. } | Report::Started { .. }, _))) => unreachable_report(),
                 Ok(None) => Error::Helper(format!(
-                    "{} exited without reporting ({}); it is probably not a stockade-init helper",
-                    helper.display(),
-                    status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string())
+                    "{what} exited without reporting ({status}); is it a stockade-init helper of this version?"
                 )),
                 Err(e) => Error::Helper(format!("reading the helper's report: {e}")),
             })

@@ -70,6 +70,16 @@ fn read_plan(control: &OwnedFd) -> Result<Option<(Plan, Vec<OwnedFd>)>, SetupFai
 
 fn run(control: &OwnedFd) -> Result<(), SetupFailure> {
     let Some((plan, stdio)) = read_plan(control)? else { return Ok(()) };
+    let init = start(&plan, stdio, control)?;
+    wait_for_init(init)
+}
+
+/// Clone the sandbox init into new namespaces with `control` as its channel to
+/// the host, write its id maps, hand it the prepared grants, and return its pid.
+///
+/// Runs in a small single-threaded process: the helper, or a caller that
+/// proved it is one (see `launch::launch_in_process`).
+pub(crate) fn start(plan: &Plan, stdio: Vec<OwnedFd>, control: &OwnedFd) -> Result<Pid, SetupFailure> {
     if stdio.len() != 3 {
         return Err(helper_fail(format!("expected 3 stdio descriptors, got {}", stdio.len())));
     }
@@ -85,7 +95,8 @@ fn run(control: &OwnedFd) -> Result<(), SetupFailure> {
         | libc::CLONE_NEWUTS
         | libc::CLONE_NEWIPC
         | libc::CLONE_NEWCGROUP;
-    // SAFETY: the helper is single-threaded: it never starts a thread.
+    // SAFETY: `start` only runs in single-threaded processes (the helper never
+    // starts a thread; in-process callers are checked by the launcher).
     let pid = unsafe { sys::clone_process(flags as libc::c_ulong) }.map_err(|e| SetupFailure {
         layer: Layer::UserNamespace,
         step: "clone into new user, pid, mount, net, uts, ipc and cgroup namespaces".into(),
@@ -100,20 +111,23 @@ fn run(control: &OwnedFd) -> Result<(), SetupFailure> {
     drop(stdio);
 
     let init = Pid::from_raw(pid);
-    match prepare(pid, &plan) {
+    match prepare(pid, plan) {
         Ok(granted) => {
             let raw: Vec<_> = granted.iter().map(|f| f.as_raw_fd()).collect();
             wire::send(outer_end.as_fd(), &Go { init_pid: pid }, &raw)
                 .map_err(|e| helper_fail(format!("hand-off to init: {e}")))?;
+            Ok(init)
         }
         Err(f) => {
             let _ = sys::kill(pid, libc::SIGKILL);
             let _ = waitpid(init, None);
-            return Err(f);
+            Err(f)
         }
     }
-    drop(outer_end);
+}
 
+/// Reap the init; an error if it died without sending its own final report.
+fn wait_for_init(init: Pid) -> Result<(), SetupFailure> {
     loop {
         match waitpid(init, None) {
             Ok(WaitStatus::Exited(_, INIT_REPORTED)) => return Ok(()),

@@ -265,3 +265,44 @@ pub fn loopback_up() -> Result<(), Errno> {
     check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } as c_long)?;
     Ok(())
 }
+
+static ARGC: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static ARGV: std::sync::atomic::AtomicPtr<*const c_char> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// Record the process's argv (called from the `.init_array` hook).
+pub fn remember_argv(argc: c_int, argv: *const *const c_char) {
+    use std::sync::atomic::Ordering;
+    ARGC.store(argc.max(0) as usize, Ordering::Relaxed);
+    ARGV.store(argv as *mut _, Ordering::Relaxed);
+}
+
+/// Replace what `/proc/self/cmdline` shows with `name`: the sandbox init is a
+/// clone of its launcher and must not show the sandbox the launcher's command
+/// line (host paths, `--env` values). Also sets the thread name.
+pub fn set_process_title(name: &CStr) {
+    use std::sync::atomic::Ordering;
+    let (argc, argv) = (ARGC.load(Ordering::Relaxed), ARGV.load(Ordering::Relaxed));
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as c_ulong, 0 as c_ulong, 0 as c_ulong, 0 as c_ulong) };
+    if argc == 0 || argv.is_null() {
+        return;
+    }
+    // SAFETY: `argv` is the array glibc passed to `.init_array` functions:
+    // `argc` valid pointers to NUL-terminated strings the kernel laid out
+    // back to back in this process's own (writable) stack memory, which lives
+    // until exit. We write only inside [argv[0], end of argv[argc-1]].
+    unsafe {
+        let first = *argv;
+        let last = *argv.add(argc - 1);
+        if first.is_null() || last.is_null() {
+            return;
+        }
+        let end = last.add(libc::strlen(last) + 1);
+        let len = end.offset_from(first) as usize;
+        let area = std::slice::from_raw_parts_mut(first as *mut u8, len);
+        area.fill(0);
+        let bytes = name.to_bytes();
+        let n = bytes.len().min(len.saturating_sub(1));
+        area[..n].copy_from_slice(&bytes[..n]);
+    }
+}
