@@ -26,6 +26,35 @@ for_each_caller! {
     root_policy_file_grants_ro_and_unknown_key_is_refused_with_key_and_line,
     user_policy_file_grants_ro_and_unknown_key_is_refused_with_key_and_line
         => policy_file;
+    root_layer_that_cannot_be_built_fails_closed_with_layer_and_remedy,
+    user_layer_that_cannot_be_built_fails_closed_with_layer_and_remedy
+        => fails_closed;
+}
+
+/// A sandbox cannot be built inside a sandbox (the user-namespace limit there is 0): the inner
+/// `stockade run` must fail closed, exit 125, name the layer, the errno and a fix, and run
+/// nothing. Positive control: the outer sandbox ran its own part of the script.
+fn fails_closed(caller: Caller) {
+    let t = TestDir::new("failclosed");
+    let rw = marker_dir(caller, &t);
+    let bin = user_stockade_bin();
+    let bindir = bin.parent().unwrap().to_str().unwrap().to_string();
+    let marker = format!("{rw}/inner-ran");
+    let script = format!(
+        "echo outer-ran; {} run --rw {rw} -- touch {marker}; echo inner-exit=$?",
+        bin.display()
+    );
+    let out = sh(caller, &["--rw", &rw, "--ro", &bindir], &script);
+    assert_code(&out, 0);
+    let so = stdout(&out);
+    assert!(so.contains("outer-ran"), "positive control: the outer sandbox ran: {}", describe(&out));
+    assert!(so.contains("inner-exit=125"), "inner setup must fail with 125: {}", describe(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "one line: {}", describe(&out));
+    assert!(err.contains("user namespace layer"), "names the layer: {err}");
+    assert!(err.contains("ENOSPC"), "names the errno: {err}");
+    assert!(err.contains("Fix: "), "gives a remedy: {err}");
+    assert!(!Path::new(&marker).exists(), "the inner command must not have run");
 }
 
 /// A `--rw` dir the caller can write, for markers that prove whether anything ran.
