@@ -211,6 +211,35 @@ impl Sandbox {
         self.spawn_mode([Stdio::Inherit, Stdio::Inherit, Stdio::Inherit], true)?.wait()
     }
 
+    /// Keep one sandbox for this policy's identity (inside and host ids)
+    /// pre-warmed: a helper already started, its init already in fresh
+    /// namespaces with its id maps written. The next spawn with the same
+    /// identity takes it and another is prepared in the background, so the
+    /// helper's start and the namespace creation leave the caller's path.
+    /// Every sandbox is still used for one command only. Costs one idle
+    /// helper process and one set of empty namespaces while the host lives.
+    pub fn prewarm(&self) -> Result<(), Error> {
+        let identity = self.identity()?;
+        let helper = helper::find_helper(self.helper.as_deref())?;
+        launch::prewarm::enable(&helper, &identity)
+    }
+
+    fn identity(&self) -> Result<wire::Identity, Error> {
+        let caller_uid = nix::unistd::geteuid().as_raw();
+        let caller_gid = nix::unistd::getegid().as_raw();
+        let root = caller_uid == 0;
+        if root && self.root_host_id == 0 {
+            return Err(Error::policy("root_host_id 0 would make the sandbox root on the host"));
+        }
+        let (host_uid, host_gid) = if root { (self.root_host_id, self.root_host_id) } else { (caller_uid, caller_gid) };
+        Ok(wire::Identity {
+            uid: self.uid.unwrap_or(caller_uid),
+            gid: self.gid.unwrap_or(caller_gid),
+            host_uid,
+            host_gid,
+        })
+    }
+
     fn spawn_with(&self, defaults: [Stdio; 3]) -> Result<Child, Error> {
         self.spawn_mode(defaults, false)
     }
@@ -225,7 +254,7 @@ impl Sandbox {
         let (err_child, err_host) = connect(choose(2, d2), 2)?;
         if plan.idmap_grants {
             for fd in [&in_child, &out_child, &err_child] {
-                hand_pipe_to(fd, plan.host_uid, plan.host_gid);
+                hand_pipe_to(fd, plan.identity.host_uid, plan.identity.host_gid);
             }
         }
         let stdio = [in_child, out_child, err_child];
@@ -244,15 +273,9 @@ impl Sandbox {
             return Err(Error::policy("no command given"));
         }
         let fs = self.fs.clone().validated()?;
-        let caller_uid = nix::unistd::geteuid().as_raw();
-        let caller_gid = nix::unistd::getegid().as_raw();
-        let root = caller_uid == 0;
-        let uid = self.uid.unwrap_or(caller_uid);
-        let gid = self.gid.unwrap_or(caller_gid);
-        let (host_uid, host_gid) = if root { (self.root_host_id, self.root_host_id) } else { (caller_uid, caller_gid) };
-        if root && self.root_host_id == 0 {
-            return Err(Error::policy("root_host_id 0 would make the sandbox root on the host"));
-        }
+        let identity = self.identity()?;
+        let root = nix::unistd::geteuid().is_root();
+        let (uid, gid) = (identity.uid, identity.gid);
         check_hostname(&self.hostname)?;
         let cwd = self.cwd.clone().or_else(|| fs.first_rw_dst().map(Path::to_path_buf)).unwrap_or_else(|| "/".into());
         policy::check_cwd(&cwd)?;
@@ -263,16 +286,11 @@ impl Sandbox {
         let mounts = plan::plan(&fs, &id, &RealHost);
         check_no_grant_through_symlink(&fs, &mounts)?;
         Ok(wire::Plan {
-            protocol: wire::PROTOCOL,
-            version: wire::VERSION.into(),
             argv: self.argv.clone(),
             env: self.environment(uid),
             cwd: cwd.to_string_lossy().into_owned(),
             hostname: self.hostname.clone(),
-            uid,
-            gid,
-            host_uid,
-            host_gid,
+            identity,
             idmap_grants: root,
             mounts,
             timeout_ms: self.timeout.map(|t| t.as_millis().max(1) as u64),

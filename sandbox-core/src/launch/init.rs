@@ -14,8 +14,8 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{pipe2, ForkResult, Gid, Uid};
 
 use super::exec::{PreparedExec, Step, RECORD};
-use super::outer::{Go, INIT_REPORTED};
-use super::wire::{self, Plan, Report};
+use super::outer::{Go, Mapped, INIT_REPORTED};
+use super::wire::{self, Identity, Plan, Report};
 use crate::error::{Layer, SetupFailure};
 use crate::fs::apply;
 use crate::supervise;
@@ -26,8 +26,8 @@ fn fail(layer: Layer, step: impl Into<String>, errno: Errno) -> SetupFailure {
 }
 
 /// Run the init. Never returns; always sends exactly one final report.
-pub fn run(plan: &Plan, control: &OwnedFd, sync: OwnedFd, stdio: Vec<OwnedFd>) -> ! {
-    let report = match build_and_run(plan, control, sync, stdio) {
+pub fn run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> ! {
+    let report = match build_and_run(id, control, sync) {
         Ok(r) => r,
         Err(f) => Report::Failed(f),
     };
@@ -35,31 +35,44 @@ pub fn run(plan: &Plan, control: &OwnedFd, sync: OwnedFd, stdio: Vec<OwnedFd>) -
     sys::exit_now(INIT_REPORTED)
 }
 
-fn build_and_run(plan: &Plan, control: &OwnedFd, sync: OwnedFd, stdio: Vec<OwnedFd>) -> Result<Report, SetupFailure> {
+/// Wait for the next message from the outer half; if it is gone, it reports
+/// (or, for an unused pre-warmed sandbox, nobody is waiting): just leave.
+fn from_outer<T: for<'de> serde::Deserialize<'de>>(sync: &OwnedFd) -> (T, Vec<OwnedFd>) {
+    match wire::recv(sync.as_fd(), false) {
+        Ok(Some(m)) => m,
+        _ => sys::exit_now(INIT_REPORTED),
+    }
+}
+
+fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Report, SetupFailure> {
     sys::set_process_title(c"stockade-init");
     // Only our own channels may stay open: whatever else the process that
     // cloned us held (a caller's descriptors, the host's end of `control`)
     // must not reach the sandbox or keep the host's channel alive.
-    let mut keep: Vec<RawFd> = stdio.iter().map(|f| f.as_raw_fd()).collect();
-    keep.extend([control.as_raw_fd(), sync.as_raw_fd()]);
+    let mut keep: Vec<RawFd> = vec![control.as_raw_fd(), sync.as_raw_fd()];
     close_all_except(&mut keep).map_err(|e| fail(Layer::Supervisor, "close inherited descriptors", e))?;
     // If the outer half is killed, so is the init, and with it the whole namespace.
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
         .map_err(|e| fail(Layer::Supervisor, "set parent-death signal", e))?;
-    // Wait until the outside has written our id maps (and built grant trees).
-    let (go, granted): (Go, Vec<OwnedFd>) = match wire::recv(sync.as_fd(), false) {
-        Ok(Some(m)) => m,
-        // The outer half failed and reports it; nothing to add.
-        _ => sys::exit_now(INIT_REPORTED),
-    };
-    drop(sync);
 
-    become_inside_user(plan)?;
+    // Everything that depends only on who we are, done before the plan arrives
+    // (for a pre-warmed sandbox, that is before the caller even asks).
+    let (Mapped, _) = from_outer::<Mapped>(&sync);
+    become_inside_user(id)?;
     forbid_nested_user_namespaces()?;
-    nix::unistd::sethostname(&plan.hostname).map_err(|e| fail(Layer::Namespaces, "sethostname", e))?;
     sys::loopback_up().map_err(|e| fail(Layer::Network, "bring up loopback", e))?;
-
     apply::make_mounts_private()?;
+
+    let (go, mut fds): (Go, Vec<OwnedFd>) = from_outer(&sync);
+    drop(sync);
+    let plan = &go.plan;
+    if fds.len() < 3 {
+        return Err(fail(Layer::Helper, "receive the command's stdio", Errno::EBADF));
+    }
+    let granted = fds.split_off(3);
+    let stdio = fds;
+    nix::unistd::sethostname(&plan.hostname).map_err(|e| fail(Layer::Namespaces, "sethostname", e))?;
+
     let mut sources = apply::clone_sources(&plan.mounts, granted.into_iter())?;
     apply::enter_staging()?;
     apply::apply(&plan.mounts, &mut sources)?;
@@ -148,10 +161,10 @@ fn close_all_except(keep: &mut [RawFd]) -> Result<(), Errno> {
 
 /// Switch to the inside uid/gid. Capabilities in the new user namespace stay
 /// (KEEPCAPS) until [`drop_privileges`]; they are needed to build the root.
-fn become_inside_user(plan: &Plan) -> Result<(), SetupFailure> {
+fn become_inside_user(id: &Identity) -> Result<(), SetupFailure> {
     let step = |e| fail(Layer::UserNamespace, "switch to the inside uid/gid", e);
     sys::prctl(libc::PR_SET_KEEPCAPS, 1).map_err(step)?;
-    let (u, g) = (Uid::from_raw(plan.uid), Gid::from_raw(plan.gid));
+    let (u, g) = (Uid::from_raw(id.uid), Gid::from_raw(id.gid));
     nix::unistd::setresgid(g, g, g).map_err(step)?;
     nix::unistd::setresuid(u, u, u).map_err(step)
 }

@@ -7,22 +7,25 @@
 //!                                                                  --fork--> last hop --execve--> command
 //! ```
 
+mod background;
 pub(crate) mod exec;
 pub(crate) mod helper;
 pub(crate) mod init;
 pub(crate) mod outer;
+pub(crate) mod prewarm;
 mod reaper;
 pub(crate) mod wire;
 
 pub(crate) use reaper::Keeper;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
 use std::process::Command;
 
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
 use crate::error::{Error, Layer, SetupFailure};
-use wire::{Plan, Report};
+use wire::{Identity, Opening, Plan, Report, PROTOCOL, VERSION};
 
 /// A started sandbox: the control socket and the process to reap at the end.
 pub(crate) struct Launched {
@@ -31,9 +34,32 @@ pub(crate) struct Launched {
     pub init_pid: u32,
 }
 
-/// Start the helper, send the plan and the command's stdio, and wait until the
-/// command has been exec'd (or setup failed).
-pub(crate) fn launch(plan: &Plan, helper: &std::path::Path, stdio: [OwnedFd; 3]) -> Result<Launched, Error> {
+/// Start the sandbox for `plan` with a pre-warmed helper if one is ready for
+/// this identity, else a fresh one, and wait until the command has been
+/// exec'd (or setup failed).
+pub(crate) fn launch(plan: &Plan, helper: &Path, stdio: [OwnedFd; 3]) -> Result<Launched, Error> {
+    let raw = [stdio[0].as_raw_fd(), stdio[1].as_raw_fd(), stdio[2].as_raw_fd()];
+    if let Some(warm) = prewarm::take(helper, &plan.identity) {
+        prewarm::refill_soon();
+        if wire::send(warm.host_end.as_fd(), plan, &raw).is_ok() {
+            drop(stdio);
+            return await_start(plan, warm.host_end, Keeper::Helper(warm.child), &helper.display().to_string());
+        }
+        // That helper died while waiting; forget it and start cold.
+        Keeper::Helper(warm.child).reap_soon();
+    }
+    let (child, host_end) = start_helper(helper, &plan.identity)?;
+    if let Err(e) = wire::send(host_end.as_fd(), plan, &raw) {
+        let _ = Keeper::Helper(child).wait();
+        return Err(Error::Helper(format!("{} did not accept the plan: {e}", helper.display())));
+    }
+    drop(stdio);
+    await_start(plan, host_end, Keeper::Helper(child), &helper.display().to_string())
+}
+
+/// `posix_spawn` the helper with a fresh control socket as its stdin and send
+/// the opening: it creates the namespaces and then waits for the plan.
+pub(crate) fn start_helper(helper: &Path, identity: &Identity) -> Result<(std::process::Child, OwnedFd), Error> {
     use std::os::unix::process::CommandExt;
     let (host_end, helper_end) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
         .map_err(|e| Error::Helper(format!("socketpair: {e}")))?;
@@ -50,16 +76,13 @@ pub(crate) fn launch(plan: &Plan, helper: &std::path::Path, stdio: [OwnedFd; 3])
         .map_err(|e| Error::Helper(format!("cannot start {}: {e}", helper.display())))?;
     // Drop the helper's end in the host now (the Command still holds it).
     drop(cmd);
-
-    let raw = [stdio[0].as_raw_fd(), stdio[1].as_raw_fd(), stdio[2].as_raw_fd()];
-    if let Err(e) = wire::send(host_end.as_fd(), plan, &raw) {
+    let opening = Opening { protocol: PROTOCOL, version: VERSION.into(), identity: identity.clone() };
+    if let Err(e) = wire::send(host_end.as_fd(), &opening, &[]) {
         let _ = child.kill();
         let _ = child.wait();
-        return Err(Error::Helper(format!("{} did not accept the plan: {e}", helper.display())));
+        return Err(Error::Helper(format!("{} did not accept the opening: {e}", helper.display())));
     }
-    drop(stdio);
-    let what = helper.display().to_string();
-    await_start(plan, host_end, Keeper::Helper(child), &what)
+    Ok((child, host_end))
 }
 
 /// Do the helper's outer half in this process instead of starting a helper:
@@ -70,8 +93,14 @@ pub(crate) fn launch(plan: &Plan, helper: &std::path::Path, stdio: [OwnedFd; 3])
 pub(crate) fn launch_in_process(plan: &Plan, stdio: [OwnedFd; 3]) -> Result<Launched, Error> {
     let (host_end, init_end) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
         .map_err(|e| Error::Helper(format!("socketpair: {e}")))?;
-    let init = outer::start(plan, stdio.into(), &init_end).map_err(Error::Setup)?;
+    let (init, outer_end) = outer::open(&plan.identity, &init_end).map_err(Error::Setup)?;
     drop(init_end);
+    if let Err(f) = outer::hand_over(init, &outer_end, plan, stdio.into()) {
+        drop(outer_end);
+        let _ = Keeper::Init(init).wait();
+        return Err(Error::Setup(f));
+    }
+    drop(outer_end);
     await_start(plan, host_end, Keeper::Init(init), "the sandbox init")
 }
 

@@ -15,17 +15,24 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-use super::wire::{self, Plan, PlanHeader, Report, PROTOCOL, VERSION};
+use super::wire::{self, Identity, Opening, Plan, Report, PROTOCOL, VERSION};
 use crate::error::{Layer, SetupFailure};
 use crate::fs::apply::clone_tree;
 use crate::fs::plan::MountOp;
 use crate::sys;
 
-/// Outer -> init, once the id maps are written.
+/// Outer -> init, first: the id maps are written.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Mapped;
+
+/// Outer -> init, second: the plan, with the command's stdio and (root
+/// callers) the prepared grant trees as descriptors.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Go {
     /// The init's pid on the host.
     pub init_pid: i32,
+    /// What to build and run.
+    pub plan: Plan,
 }
 
 /// Exit status of the init meaning "I sent my final report myself".
@@ -50,44 +57,65 @@ fn helper_fail(detail: impl Into<String>) -> SetupFailure {
     SetupFailure { layer: Layer::Helper, step: "read plan".into(), errno: 0, detail: detail.into() }
 }
 
-fn read_plan(control: &OwnedFd) -> Result<Option<(Plan, Vec<OwnedFd>)>, SetupFailure> {
-    let Some((bytes, fds)) = wire::recv_bytes(control.as_fd(), false).map_err(|e| helper_fail(e.to_string()))?
-    else {
+#[derive(Deserialize)]
+struct Versions {
+    protocol: u32,
+    version: String,
+}
+
+fn read_opening(control: &OwnedFd) -> Result<Option<Opening>, SetupFailure> {
+    let Some((bytes, _)) = wire::recv_bytes(control.as_fd(), false).map_err(|e| helper_fail(e.to_string()))? else {
         return Ok(None);
     };
-    let header: PlanHeader = serde_json::from_slice(&bytes)
-        .map_err(|e| helper_fail(format!("not a stockade plan ({e}); is the control socket ours?")))?;
-    if header.protocol != PROTOCOL || header.version != VERSION {
+    let v: Versions = serde_json::from_slice(&bytes)
+        .map_err(|e| helper_fail(format!("not a stockade opening ({e}); is the control socket ours?")))?;
+    if v.protocol != PROTOCOL || v.version != VERSION {
         return Err(helper_fail(format!(
             "version mismatch: the helper is stockade {VERSION} (protocol {PROTOCOL}) but the library is \
              stockade {} (protocol {}); install the helper that ships with the library",
-            header.version, header.protocol
+            v.version, v.protocol
         )));
     }
-    let plan = serde_json::from_slice(&bytes).map_err(|e| helper_fail(format!("malformed plan: {e}")))?;
-    Ok(Some((plan, fds)))
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| helper_fail(format!("malformed opening: {e}")))
 }
 
+/// Opening, namespaces, then (maybe much later, for a pre-warmed helper) the
+/// plan; then supervise the init until it is gone.
 fn run(control: &OwnedFd) -> Result<(), SetupFailure> {
-    let Some((plan, stdio)) = read_plan(control)? else { return Ok(()) };
-    let init = start(&plan, stdio, control)?;
+    let Some(opening) = read_opening(control)? else { return Ok(()) };
+    let (init, outer_end) = open(&opening.identity, control)?;
+    let plan = match wire::recv::<Plan>(control.as_fd(), false) {
+        Ok(Some((plan, stdio))) if plan.identity == opening.identity => (plan, stdio),
+        Ok(Some(_)) => return Err(abandon(init, helper_fail("the plan's identity differs from the opening's"))),
+        Ok(None) => {
+            // The host let a pre-warmed sandbox go unused: nothing to report.
+            abandon(init, helper_fail("unused"));
+            return Ok(());
+        }
+        Err(e) => return Err(abandon(init, helper_fail(format!("malformed plan: {e}")))),
+    };
+    hand_over(init, &outer_end, &plan.0, plan.1).map_err(|f| abandon(init, f))?;
+    drop(outer_end);
     wait_for_init(init)
 }
 
+fn abandon(init: Pid, f: SetupFailure) -> SetupFailure {
+    let _ = sys::kill(init.as_raw(), libc::SIGKILL);
+    let _ = waitpid(init, None);
+    f
+}
+
 /// Clone the sandbox init into new namespaces with `control` as its channel to
-/// the host, write its id maps, hand it the prepared grants, and return its pid.
+/// the host and write its id maps. Returns its pid and our end of the channel
+/// to it.
 ///
 /// Runs in a small single-threaded process: the helper, or a caller that
 /// proved it is one (see `launch::launch_in_process`).
-pub(crate) fn start(plan: &Plan, stdio: Vec<OwnedFd>, control: &OwnedFd) -> Result<Pid, SetupFailure> {
-    if stdio.len() != 3 {
-        return Err(helper_fail(format!("expected 3 stdio descriptors, got {}", stdio.len())));
-    }
+pub(crate) fn open(id: &Identity, control: &OwnedFd) -> Result<(Pid, OwnedFd), SetupFailure> {
     let (outer_end, init_end) =
         socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(|e| {
             SetupFailure { layer: Layer::Helper, step: "socketpair".into(), errno: e as i32, detail: String::new() }
         })?;
-
     let flags = libc::CLONE_NEWUSER
         | libc::CLONE_NEWPID
         | libc::CLONE_NEWNS
@@ -95,7 +123,7 @@ pub(crate) fn start(plan: &Plan, stdio: Vec<OwnedFd>, control: &OwnedFd) -> Resu
         | libc::CLONE_NEWUTS
         | libc::CLONE_NEWIPC
         | libc::CLONE_NEWCGROUP;
-    // SAFETY: `start` only runs in single-threaded processes (the helper never
+    // SAFETY: `open` only runs in single-threaded processes (the helper never
     // starts a thread; in-process callers are checked by the launcher).
     let pid = unsafe { sys::clone_process(flags as libc::c_ulong) }.map_err(|e| SetupFailure {
         layer: Layer::UserNamespace,
@@ -105,25 +133,25 @@ pub(crate) fn start(plan: &Plan, stdio: Vec<OwnedFd>, control: &OwnedFd) -> Resu
     })?;
     if pid == 0 {
         drop(outer_end);
-        super::init::run(plan, control, init_end, stdio);
+        super::init::run(id, control, init_end);
     }
     drop(init_end);
-    drop(stdio);
-
     let init = Pid::from_raw(pid);
-    match prepare(pid, plan) {
-        Ok(granted) => {
-            let raw: Vec<_> = granted.iter().map(|f| f.as_raw_fd()).collect();
-            wire::send(outer_end.as_fd(), &Go { init_pid: pid }, &raw)
-                .map_err(|e| helper_fail(format!("hand-off to init: {e}")))?;
-            Ok(init)
-        }
-        Err(f) => {
-            let _ = sys::kill(pid, libc::SIGKILL);
-            let _ = waitpid(init, None);
-            Err(f)
-        }
+    write_id_maps(pid, id).map_err(|f| abandon(init, f))?;
+    wire::send(outer_end.as_fd(), &Mapped, &[]).map_err(|e| abandon(init, helper_fail(format!("hand-off: {e}"))))?;
+    Ok((init, outer_end))
+}
+
+/// Give the init its plan, the command's stdio and, for a root caller, the
+/// granted paths as idmapped trees.
+pub(crate) fn hand_over(init: Pid, outer_end: &OwnedFd, plan: &Plan, stdio: Vec<OwnedFd>) -> Result<(), SetupFailure> {
+    if stdio.len() != 3 {
+        return Err(helper_fail(format!("expected 3 stdio descriptors, got {}", stdio.len())));
     }
+    let granted = if plan.idmap_grants { idmapped_grants(init.as_raw(), plan)? } else { Vec::new() };
+    let fds: Vec<_> = stdio.iter().chain(granted.iter()).map(|f| f.as_raw_fd()).collect();
+    wire::send(outer_end.as_fd(), &Go { init_pid: init.as_raw(), plan: plan.clone() }, &fds)
+        .map_err(|e| helper_fail(format!("hand-off to init: {e}")))
 }
 
 /// Reap the init; an error if it died without sending its own final report.
@@ -147,9 +175,8 @@ fn died(detail: String) -> SetupFailure {
     SetupFailure { layer: Layer::Supervisor, step: "supervise".into(), errno: 0, detail }
 }
 
-/// Write the init's id maps and, for a root caller, build the idmapped trees of
-/// the granted paths.
-fn prepare(pid: i32, plan: &Plan) -> Result<Vec<OwnedFd>, SetupFailure> {
+/// The init's ids map onto exactly one host uid and gid.
+fn write_id_maps(pid: i32, id: &Identity) -> Result<(), SetupFailure> {
     let write = |file: &str, contents: String| {
         fs::write(format!("/proc/{pid}/{file}"), contents).map_err(|e| SetupFailure {
             layer: Layer::UserNamespace,
@@ -159,11 +186,13 @@ fn prepare(pid: i32, plan: &Plan) -> Result<Vec<OwnedFd>, SetupFailure> {
         })
     };
     write("setgroups", "deny".into())?;
-    write("uid_map", format!("{} {} 1\n", plan.uid, plan.host_uid))?;
-    write("gid_map", format!("{} {} 1\n", plan.gid, plan.host_gid))?;
-    if !plan.idmap_grants {
-        return Ok(Vec::new());
-    }
+    write("uid_map", format!("{} {} 1\n", id.uid, id.host_uid))?;
+    write("gid_map", format!("{} {} 1\n", id.gid, id.host_gid))
+}
+
+/// For a root caller: the granted paths as detached trees idmapped through the
+/// sandbox's user namespace.
+fn idmapped_grants(pid: i32, plan: &Plan) -> Result<Vec<OwnedFd>, SetupFailure> {
     let userns = fs::File::open(format!("/proc/{pid}/ns/user")).map_err(|e| SetupFailure {
         layer: Layer::UserNamespace,
         step: "open the sandbox's user namespace".into(),

@@ -3,10 +3,7 @@
 //! The exit report arrives once every sandboxed process is gone; the namespace
 //! teardown that follows (mounts, network namespace) takes a few hundred
 //! microseconds more. Callers get their status at the report; the owner
-//! process is reaped then if it is already gone, else by one background thread.
-
-use std::sync::mpsc::{channel, SendError, Sender};
-use std::sync::{Mutex, OnceLock};
+//! process is reaped then if it is already gone, else on the background worker.
 
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -34,27 +31,10 @@ impl Keeper {
         }
     }
 
-    /// Reap now if already gone, else hand it to the background reaper.
+    /// Reap now if already gone, else on the background worker.
     pub fn reap_soon(mut self) {
-        if self.try_reap() {
-            return;
-        }
-        static REAPER: OnceLock<Mutex<Sender<Keeper>>> = OnceLock::new();
-        let tx = REAPER.get_or_init(|| {
-            let (tx, rx) = channel::<Keeper>();
-            let spawned = std::thread::Builder::new().name("stockade-reaper".into()).spawn(move || {
-                for k in rx {
-                    k.wait();
-                }
-            });
-            if spawned.is_err() {
-                // No thread to be had: the send below fails and we wait inline.
-            }
-            Mutex::new(tx)
-        });
-        let sent = tx.lock().unwrap_or_else(|p| p.into_inner()).send(self);
-        if let Err(SendError(k)) = sent {
-            k.wait();
+        if !self.try_reap() {
+            super::background::run(Box::new(move || drop(self.wait())));
         }
     }
 

@@ -12,7 +12,7 @@ use crate::error::SetupFailure;
 use crate::fs::plan::MountOp;
 
 /// Bumped whenever [`Plan`] or the messages change shape.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 /// The crate version, so a mismatched helper can say which versions met.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Largest message we accept.
@@ -20,14 +20,36 @@ pub const MAX_MESSAGE: usize = 256 << 10;
 /// Most fds in one message.
 pub const MAX_FDS: usize = 32;
 
-/// Everything the helper needs to build the sandbox and start the command.
-/// Computed by the host; the helper only carries it out.
+/// Who the sandbox's processes are: enough to create its namespaces and write
+/// its id maps before the rest of the plan is known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// uid inside.
+    pub uid: u32,
+    /// gid inside.
+    pub gid: u32,
+    /// The host uid the inside uid maps to.
+    pub host_uid: u32,
+    /// The host gid the inside gid maps to.
+    pub host_gid: u32,
+}
+
+/// Host -> helper, first message: check versions, create the namespaces.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Plan {
+pub struct Opening {
     /// [`PROTOCOL`] of the host.
     pub protocol: u32,
     /// [`VERSION`] of the host.
     pub version: String,
+    /// Identity of the sandbox to prepare.
+    pub identity: Identity,
+}
+
+/// Host -> helper, second message (with the command's stdin, stdout, stderr):
+/// everything else the helper needs to build the sandbox and start the
+/// command. Computed by the host; the helper only carries it out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
     /// Program and arguments (`argv[0]` is resolved inside against `PATH`).
     pub argv: Vec<String>,
     /// Full environment of the command.
@@ -36,14 +58,8 @@ pub struct Plan {
     pub cwd: String,
     /// Hostname inside.
     pub hostname: String,
-    /// uid/gid inside.
-    pub uid: u32,
-    /// gid inside.
-    pub gid: u32,
-    /// The host ids the inside ids map to.
-    pub host_uid: u32,
-    /// See `host_uid`.
-    pub host_gid: u32,
+    /// Must equal the [`Opening`]'s.
+    pub identity: Identity,
     /// Whether the caller is root: its grants are prepared as idmapped mounts
     /// outside the user namespace (see `launch::outer`).
     pub idmap_grants: bool,
@@ -145,11 +161,3 @@ pub fn recv_bytes(sock: BorrowedFd<'_>, nonblocking: bool) -> std::io::Result<Op
     }
 }
 
-/// Just the version fields, readable whatever the rest of the plan looks like.
-#[derive(Deserialize)]
-pub struct PlanHeader {
-    /// Host protocol.
-    pub protocol: u32,
-    /// Host version.
-    pub version: String,
-}
