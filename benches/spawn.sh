@@ -6,6 +6,8 @@
 #   api(self-exec)   Sandbox::new().command(["/bin/true"]).status() in a running
 #                    host process; helper = the host executable itself
 #   api(init)        the same with STOCKADE_INIT = the release stockade-init
+#   api(prewarm)     the same after Sandbox::prewarm(): helper and namespaces
+#                    prepared ahead of time, one fresh sandbox per call
 # as root and as the unprivileged user `stockade-test`.
 #
 # Usage: benches/spawn.sh [OUT.json]
@@ -129,7 +131,9 @@ write_config() { # $1 = label, $2 = file
     {"name": "stockade-cli", "argv": $(json_array "$stage/cli/stockade" run -- /bin/true), "target_x_bwrap": 0.5},
     {"name": "api(self-exec)", "serve": $(json_array "$stage/api/bin/api-spawn" --serve), "target_x_bwrap": 0.4},
     {"name": "api(init)", "serve": $(json_array "$stage/api/bin/api-spawn" --serve),
-     "env": {"STOCKADE_INIT": "$stage/init/stockade-init"}, "target_x_bwrap": 0.4}$(components)
+     "env": {"STOCKADE_INIT": "$stage/init/stockade-init"}, "target_x_bwrap": 0.4},
+    {"name": "api(prewarm)", "serve": $(json_array "$stage/api/bin/api-spawn" --serve),
+     "env": {"STOCKADE_BENCH_PREWARM": "1"}, "target_x_bwrap": 0.4}$(components)
   ]
 }
 EOF

@@ -282,9 +282,9 @@ impl Sandbox {
         if let Some(t) = self.timeout {
             policy::check_timeout(t)?;
         }
-        let id = Identity { uid, gid, hostname: self.hostname.clone() };
-        let mounts = plan::plan(&fs, &id, &RealHost);
-        check_no_grant_through_symlink(&fs, &mounts)?;
+        let full = plan::plan(&fs, &Identity { uid, gid, hostname: self.hostname.clone() }, &RealHost);
+        check_no_grant_through_symlink(&fs, &full)?;
+        let mounts = plan::rest(&fs, &self.hostname);
         Ok(wire::Plan {
             argv: self.argv.clone(),
             env: self.environment(uid),

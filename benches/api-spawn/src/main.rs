@@ -16,9 +16,25 @@
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
+/// `STOCKADE_BENCH_PREWARM=1`: keep one sandbox pre-warmed (`Sandbox::prewarm`).
+fn prewarm_enabled() -> bool {
+    std::env::var_os("STOCKADE_BENCH_PREWARM").is_some_and(|v| v == "1")
+}
+
 fn one() -> Result<u64, String> {
+    let sandbox = stockade::Sandbox::new().command(["/bin/true"]);
+    static PREWARM: std::sync::Once = std::sync::Once::new();
+    let mut failed = None;
+    PREWARM.call_once(|| {
+        if prewarm_enabled() {
+            failed = sandbox.prewarm().err();
+        }
+    });
+    if let Some(e) = failed {
+        return Err(format!("prewarm: {e}"));
+    }
     let t = Instant::now();
-    let st = stockade::Sandbox::new().command(["/bin/true"]).status().map_err(|e| e.to_string())?;
+    let st = sandbox.status().map_err(|e| e.to_string())?;
     let ns = t.elapsed().as_nanos() as u64;
     if !st.success() {
         return Err(format!("/bin/true ended with {st}"));

@@ -7,7 +7,7 @@
 
 use std::ffi::CString;
 use std::fs;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -48,20 +48,36 @@ fn rel(dst: &Path) -> PathBuf {
     dst.strip_prefix("/").unwrap_or(dst).to_path_buf()
 }
 
-/// Clone every host source of the plan. `granted` supplies the trees prepared
-/// outside for the caller's grants (root callers), in plan order.
+/// A detached copy of the whole host mount tree, taken before the new root
+/// covers anything: every host source is later cloned from it, so no source
+/// (say, a grant under `/tmp`) can be shadowed by the root being built.
+pub fn host_view() -> Result<OwnedFd> {
+    clone_tree(libc::AT_FDCWD, Path::new("/"))
+}
+
+/// Clone every host source of `ops` from `host`. `granted` supplies the trees
+/// prepared outside for the caller's grants (root callers), in plan order.
 pub fn clone_sources(
     ops: &[MountOp],
+    host: &OwnedFd,
     mut granted: impl Iterator<Item = OwnedFd>,
 ) -> Result<Vec<Option<OwnedFd>>> {
+    let from_host = |src: &Path| {
+        let r = rel(src);
+        let r = if r.as_os_str().is_empty() { PathBuf::from(".") } else { r };
+        clone_tree(host.as_raw_fd(), &r).map_err(|mut f| {
+            f.step = format!("open_tree {}", src.display());
+            f
+        })
+    };
     let mut out = Vec::with_capacity(ops.len());
     for op in ops {
         let fd = match op {
             MountOp::Bind { granted: true, src, .. } | MountOp::Overlay { src, .. } => match granted.next() {
                 Some(fd) => Some(fd),
-                None => Some(clone_tree(src)?),
+                None => Some(from_host(src)?),
             },
-            MountOp::Bind { src, .. } => Some(clone_tree(src)?),
+            MountOp::Bind { src, .. } => Some(from_host(src)?),
             _ => None,
         };
         out.push(fd);
@@ -69,14 +85,10 @@ pub fn clone_sources(
     Ok(out)
 }
 
-/// A detached, recursive copy of the mount tree at host `src`.
-pub fn clone_tree(src: &Path) -> Result<OwnedFd> {
-    sys::open_tree(
-        libc::AT_FDCWD,
-        &cstr(src),
-        sys::OPEN_TREE_CLONE | sys::OPEN_TREE_CLOEXEC | libc::AT_RECURSIVE as u32,
-    )
-    .map_err(|e| fail(format!("open_tree {}", src.display()), e))
+/// A detached, recursive copy of the mount tree at `src` (relative to `dirfd`).
+pub fn clone_tree(dirfd: RawFd, src: &Path) -> Result<OwnedFd> {
+    sys::open_tree(dirfd, &cstr(src), sys::OPEN_TREE_CLONE | sys::OPEN_TREE_CLOEXEC | libc::AT_RECURSIVE as u32)
+        .map_err(|e| fail(format!("open_tree {}", src.display()), e))
 }
 
 /// Nothing mounted inside may propagate back to the host or in from it; run

@@ -116,8 +116,17 @@ pub struct Identity {
     pub hostname: String,
 }
 
-/// Build the ordered plan for `fs`.
+/// Build the ordered plan for `fs`: [`base`] then [`rest`].
 pub fn plan(fs: &Fs, id: &Identity, host: &dyn HostView) -> Vec<MountOp> {
+    let mut ops = base(id.uid, id.gid, host);
+    ops.extend(rest(fs, &id.hostname));
+    ops
+}
+
+/// The part of the root that depends only on the host and the inside ids:
+/// system directories, `/etc`, `/dev`, `/proc`. A pre-warmed sandbox builds it
+/// before its command is known.
+pub fn base(uid: u32, gid: u32, host: &dyn HostView) -> Vec<MountOp> {
     let mut ops = Vec::with_capacity(64);
     let p = |s: &str| PathBuf::from(s);
 
@@ -141,7 +150,7 @@ pub fn plan(fs: &Fs, id: &Identity, host: &dyn HostView) -> Vec<MountOp> {
             ops.push(MountOp::Bind { src: p(d), dst: p(d), ro: true, granted: false });
         }
     }
-    ops.extend(synthetic_etc(id));
+    ops.extend(users(uid, gid));
 
     ops.push(MountOp::Tmpfs { dst: p("/dev"), size: 1 << 20, mode: 0o755 });
     for d in DEVICES {
@@ -174,7 +183,13 @@ pub fn plan(fs: &Fs, id: &Identity, host: &dyn HostView) -> Vec<MountOp> {
         }
     }
 
-    ops.push(MountOp::Tmpfs { dst: p("/tmp"), size: fs.tmp_size_bytes(), mode: 0o1777 });
+    ops
+}
+
+/// The rest: hostname files, `/tmp`, and the caller's grants.
+pub fn rest(fs: &Fs, hostname: &str) -> Vec<MountOp> {
+    let mut ops = host_names(hostname);
+    ops.push(MountOp::Tmpfs { dst: "/tmp".into(), size: fs.tmp_size_bytes(), mode: 0o1777 });
 
     // Parents before children: a grant nested inside another (`--ro repo/.git`
     // inside `--rw repo`) must be mounted on top of it, never covered by it.
@@ -198,33 +213,36 @@ pub fn plan(fs: &Fs, id: &Identity, host: &dyn HostView) -> Vec<MountOp> {
     ops
 }
 
-/// `passwd`, `group`, `hosts`, `hostname`, `resolv.conf`: nothing of the host's users.
-fn synthetic_etc(id: &Identity) -> Vec<MountOp> {
+fn file(dst: &str, contents: String) -> MountOp {
+    MountOp::File { dst: dst.into(), contents, mode: 0o644 }
+}
+
+/// `passwd`, `group`, `resolv.conf`: nothing of the host's users.
+fn users(uid: u32, gid: u32) -> Vec<MountOp> {
     let mut passwd = String::from("root:x:0:0:root:/tmp:/bin/sh\n");
     let mut group = String::from("root:x:0:\n");
-    if id.uid != 0 && id.uid != 65534 {
-        passwd.push_str(&format!("sandbox:x:{}:{}:sandbox:/tmp:/bin/sh\n", id.uid, id.gid));
+    if uid != 0 && uid != 65534 {
+        passwd.push_str(&format!("sandbox:x:{uid}:{gid}:sandbox:/tmp:/bin/sh\n"));
     }
-    if id.gid != 0 && id.gid != 65534 {
-        group.push_str(&format!("sandbox:x:{}:\n", id.gid));
+    if gid != 0 && gid != 65534 {
+        group.push_str(&format!("sandbox:x:{gid}:\n"));
     }
     passwd.push_str("nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
     group.push_str("nogroup:x:65534:\n");
-    let hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
-        id.hostname
-    );
-    let file = |dst: &str, contents: String| MountOp::File { dst: dst.into(), contents, mode: 0o644 };
     vec![
         file("/etc/passwd", passwd),
         file("/etc/group", group),
-        file("/etc/hosts", hosts),
-        file("/etc/hostname", format!("{}\n", id.hostname)),
         file(
             "/etc/resolv.conf",
             "# stockade: the sandbox has no DNS of its own; names resolve through the proxy when one is granted\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n".into(),
         ),
     ]
+}
+
+/// `hosts` and `hostname`.
+fn host_names(hostname: &str) -> Vec<MountOp> {
+    let hosts = format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n");
+    vec![file("/etc/hosts", hosts), file("/etc/hostname", format!("{hostname}\n"))]
 }
 
 #[cfg(test)]

@@ -57,11 +57,16 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
 
     // Everything that depends only on who we are, done before the plan arrives
     // (for a pre-warmed sandbox, that is before the caller even asks).
-    let (Mapped, _) = from_outer::<Mapped>(&sync);
+    let (mapped, _) = from_outer::<Mapped>(&sync);
     become_inside_user(id)?;
     forbid_nested_user_namespaces()?;
     sys::loopback_up().map_err(|e| fail(Layer::Network, "bring up loopback", e))?;
     apply::make_mounts_private()?;
+    let host = apply::host_view()?;
+    let mut sources = apply::clone_sources(&mapped.base, &host, std::iter::empty())?;
+    apply::enter_staging()?;
+    apply::apply(&mapped.base, &mut sources)?;
+    drop(sources);
 
     let (go, mut fds): (Go, Vec<OwnedFd>) = from_outer(&sync);
     drop(sync);
@@ -73,8 +78,8 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
     let stdio = fds;
     nix::unistd::sethostname(&plan.hostname).map_err(|e| fail(Layer::Namespaces, "sethostname", e))?;
 
-    let mut sources = apply::clone_sources(&plan.mounts, granted.into_iter())?;
-    apply::enter_staging()?;
+    let mut sources = apply::clone_sources(&plan.mounts, &host, granted.into_iter())?;
+    drop(host);
     apply::apply(&plan.mounts, &mut sources)?;
     drop(sources);
     apply::pivot_and_seal()?;

@@ -76,7 +76,8 @@ pub(crate) fn start_helper(helper: &Path, identity: &Identity) -> Result<(std::p
         .map_err(|e| Error::Helper(format!("cannot start {}: {e}", helper.display())))?;
     // Drop the helper's end in the host now (the Command still holds it).
     drop(cmd);
-    let opening = Opening { protocol: PROTOCOL, version: VERSION.into(), identity: identity.clone() };
+    let opening =
+        Opening { protocol: PROTOCOL, version: VERSION.into(), identity: identity.clone(), base: base_root(identity) };
     if let Err(e) = wire::send(host_end.as_fd(), &opening, &[]) {
         let _ = child.kill();
         let _ = child.wait();
@@ -93,7 +94,7 @@ pub(crate) fn start_helper(helper: &Path, identity: &Identity) -> Result<(std::p
 pub(crate) fn launch_in_process(plan: &Plan, stdio: [OwnedFd; 3]) -> Result<Launched, Error> {
     let (host_end, init_end) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
         .map_err(|e| Error::Helper(format!("socketpair: {e}")))?;
-    let (init, outer_end) = outer::open(&plan.identity, &init_end).map_err(Error::Setup)?;
+    let (init, outer_end) = outer::open(&plan.identity, &base_root(&plan.identity), &init_end).map_err(Error::Setup)?;
     drop(init_end);
     if let Err(f) = outer::hand_over(init, &outer_end, plan, stdio.into()) {
         drop(outer_end);
@@ -102,6 +103,11 @@ pub(crate) fn launch_in_process(plan: &Plan, stdio: [OwnedFd; 3]) -> Result<Laun
     }
     drop(outer_end);
     await_start(plan, host_end, Keeper::Init(init), "the sandbox init")
+}
+
+/// The identity-only part of the root, for this host.
+fn base_root(id: &Identity) -> Vec<crate::fs::plan::MountOp> {
+    crate::fs::plan::base(id.uid, id.gid, &crate::fs::plan::RealHost)
 }
 
 /// Whether this process has exactly one thread.

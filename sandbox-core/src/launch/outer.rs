@@ -21,9 +21,12 @@ use crate::fs::apply::clone_tree;
 use crate::fs::plan::MountOp;
 use crate::sys;
 
-/// Outer -> init, first: the id maps are written.
+/// Outer -> init, first: the id maps are written; build the base root.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Mapped;
+pub struct Mapped {
+    /// The identity-only part of the root.
+    pub base: Vec<MountOp>,
+}
 
 /// Outer -> init, second: the plan, with the command's stdio and (root
 /// callers) the prepared grant trees as descriptors.
@@ -83,7 +86,7 @@ fn read_opening(control: &OwnedFd) -> Result<Option<Opening>, SetupFailure> {
 /// plan; then supervise the init until it is gone.
 fn run(control: &OwnedFd) -> Result<(), SetupFailure> {
     let Some(opening) = read_opening(control)? else { return Ok(()) };
-    let (init, outer_end) = open(&opening.identity, control)?;
+    let (init, outer_end) = open(&opening.identity, &opening.base, control)?;
     let plan = match wire::recv::<Plan>(control.as_fd(), false) {
         Ok(Some((plan, stdio))) if plan.identity == opening.identity => (plan, stdio),
         Ok(Some(_)) => return Err(abandon(init, helper_fail("the plan's identity differs from the opening's"))),
@@ -111,7 +114,7 @@ fn abandon(init: Pid, f: SetupFailure) -> SetupFailure {
 ///
 /// Runs in a small single-threaded process: the helper, or a caller that
 /// proved it is one (see `launch::launch_in_process`).
-pub(crate) fn open(id: &Identity, control: &OwnedFd) -> Result<(Pid, OwnedFd), SetupFailure> {
+pub(crate) fn open(id: &Identity, base: &[MountOp], control: &OwnedFd) -> Result<(Pid, OwnedFd), SetupFailure> {
     let (outer_end, init_end) =
         socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(|e| {
             SetupFailure { layer: Layer::Helper, step: "socketpair".into(), errno: e as i32, detail: String::new() }
@@ -138,7 +141,7 @@ pub(crate) fn open(id: &Identity, control: &OwnedFd) -> Result<(Pid, OwnedFd), S
     drop(init_end);
     let init = Pid::from_raw(pid);
     write_id_maps(pid, id).map_err(|f| abandon(init, f))?;
-    wire::send(outer_end.as_fd(), &Mapped, &[]).map_err(|e| abandon(init, helper_fail(format!("hand-off: {e}"))))?;
+    wire::send(outer_end.as_fd(), &Mapped { base: base.to_vec() }, &[]).map_err(|e| abandon(init, helper_fail(format!("hand-off: {e}"))))?;
     Ok((init, outer_end))
 }
 
@@ -205,7 +208,7 @@ fn idmapped_grants(pid: i32, plan: &Plan) -> Result<Vec<OwnedFd>, SetupFailure> 
             MountOp::Bind { granted: true, src, .. } | MountOp::Overlay { src, .. } => src,
             _ => continue,
         };
-        let tree = clone_tree(src)?;
+        let tree = clone_tree(libc::AT_FDCWD, src)?;
         // On-disk ids seen through the sandbox's map: files owned by the inside
         // uid (root's files, by default) stay owned by the inside user, and
         // what the sandbox writes is stored with that on-disk id.

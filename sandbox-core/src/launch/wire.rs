@@ -43,6 +43,8 @@ pub struct Opening {
     pub version: String,
     /// Identity of the sandbox to prepare.
     pub identity: Identity,
+    /// The identity-only part of the root ([`crate::fs::plan::base`]).
+    pub base: Vec<MountOp>,
 }
 
 /// Host -> helper, second message (with the command's stdin, stdout, stderr):
@@ -63,7 +65,8 @@ pub struct Plan {
     /// Whether the caller is root: its grants are prepared as idmapped mounts
     /// outside the user namespace (see `launch::outer`).
     pub idmap_grants: bool,
-    /// How to build the root.
+    /// The rest of the root ([`crate::fs::plan::rest`]): hostname files,
+    /// `/tmp`, grants.
     pub mounts: Vec<MountOp>,
     /// Wall-clock limit in milliseconds.
     pub timeout_ms: Option<u64>,
