@@ -48,36 +48,49 @@ fn rel(dst: &Path) -> PathBuf {
     dst.strip_prefix("/").unwrap_or(dst).to_path_buf()
 }
 
-/// A detached copy of the whole host mount tree, taken before the new root
-/// covers anything: every host source is later cloned from it, so no source
-/// (say, a grant under `/tmp`) can be shadowed by the root being built.
-pub fn host_view() -> Result<OwnedFd> {
-    clone_tree(libc::AT_FDCWD, Path::new("/"))
+/// How the init reaches host sources once the new root is staged over
+/// [`STAGING`]: a detached copy of the host's `/tmp` subtree, taken before, for
+/// sources under it (the only ones the staging mount shadows); live paths for
+/// everything else.
+pub struct HostView {
+    tmp: OwnedFd,
 }
 
-/// Clone every host source of `ops` from `host`. `granted` supplies the trees
-/// prepared outside for the caller's grants (root callers), in plan order.
-pub fn clone_sources(
-    ops: &[MountOp],
-    host: &OwnedFd,
-    mut granted: impl Iterator<Item = OwnedFd>,
-) -> Result<Vec<Option<OwnedFd>>> {
-    let from_host = |src: &Path| {
-        let r = rel(src);
-        let r = if r.as_os_str().is_empty() { PathBuf::from(".") } else { r };
-        clone_tree(host.as_raw_fd(), &r).map_err(|mut f| {
+impl HostView {
+    /// Take the view; call before [`enter_staging`].
+    pub fn take() -> Result<Self> {
+        Ok(HostView { tmp: clone_tree(libc::AT_FDCWD, Path::new(STAGING))? })
+    }
+
+    /// A detached copy of the host tree at `src`.
+    pub fn clone_source(&self, src: &Path) -> Result<OwnedFd> {
+        let tree = match src.strip_prefix(STAGING) {
+            Ok(inner) if inner.as_os_str().is_empty() => clone_tree(self.tmp.as_raw_fd(), Path::new(".")),
+            Ok(inner) => clone_tree(self.tmp.as_raw_fd(), inner),
+            Err(_) => clone_tree(libc::AT_FDCWD, src),
+        };
+        tree.map_err(|mut f| {
             f.step = format!("open_tree {}", src.display());
             f
         })
-    };
+    }
+}
+
+/// Clone every host source of `ops`. `granted` supplies the trees prepared
+/// outside for the caller's grants (root callers), in plan order.
+pub fn clone_sources(
+    ops: &[MountOp],
+    host: &HostView,
+    mut granted: impl Iterator<Item = OwnedFd>,
+) -> Result<Vec<Option<OwnedFd>>> {
     let mut out = Vec::with_capacity(ops.len());
     for op in ops {
         let fd = match op {
             MountOp::Bind { granted: true, src, .. } | MountOp::Overlay { src, .. } => match granted.next() {
                 Some(fd) => Some(fd),
-                None => Some(from_host(src)?),
+                None => Some(host.clone_source(src)?),
             },
-            MountOp::Bind { src, .. } => Some(from_host(src)?),
+            MountOp::Bind { src, .. } => Some(host.clone_source(src)?),
             _ => None,
         };
         out.push(fd);

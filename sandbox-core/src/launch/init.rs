@@ -62,7 +62,7 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
     forbid_nested_user_namespaces()?;
     sys::loopback_up().map_err(|e| fail(Layer::Network, "bring up loopback", e))?;
     apply::make_mounts_private()?;
-    let host = apply::host_view()?;
+    let host = apply::HostView::take()?;
     let mut sources = apply::clone_sources(&mapped.base, &host, std::iter::empty())?;
     apply::enter_staging()?;
     apply::apply(&mapped.base, &mut sources)?;
