@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::child::{Child, ExitStatus, Output, Stdio};
 use crate::error::{Error, Layer};
-use crate::fs::plan::{self, Identity, RealHost};
+use crate::fs::plan::{self, RealHost};
 use crate::launch::{self, helper, wire};
 use crate::policy::{self, Fs, Limits, Net, Syscalls};
 
@@ -282,8 +282,8 @@ impl Sandbox {
         if let Some(t) = self.timeout {
             policy::check_timeout(t)?;
         }
-        let full = plan::plan(&fs, &Identity { uid, gid, hostname: self.hostname.clone() }, &RealHost);
-        check_no_grant_through_symlink(&fs, &full)?;
+        let base = plan::base(uid, gid, &RealHost);
+        check_no_grant_through_symlink(&fs, &base)?;
         let mounts = plan::rest(&fs, &self.hostname);
         Ok(wire::Plan {
             argv: self.argv.clone(),
@@ -291,6 +291,7 @@ impl Sandbox {
             cwd: cwd.to_string_lossy().into_owned(),
             hostname: self.hostname.clone(),
             identity,
+            base,
             idmap_grants: root,
             mounts,
             timeout_ms: self.timeout.map(|t| t.as_millis().max(1) as u64),

@@ -48,34 +48,29 @@ struct Baseline {
     fds: usize,
 }
 
+/// No child process may remain, zombie or alive, once every handle is waited
+/// or dropped. A sandbox's owner is reaped in the background while the kernel
+/// tears its namespaces down, so allow a moment for that.
+fn assert_no_children(what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let kids = our_children();
+        if kids.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: child processes left behind (pid, state, name): {kids:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 impl Baseline {
     fn take() -> Self {
-        // Owners of earlier sandboxes are reaped in the background once their
-        // namespaces are torn down; give that a moment.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            let kids = our_children();
-            if kids.is_empty() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "children before the test started: {kids:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert_no_children("before the test");
         Baseline { fds: open_fd_count() }
     }
 
     fn check(&self, what: &str) {
-        // Children: none may remain, zombie or alive, once every handle is
-        // waited or dropped. Give the kernel a moment to finish exits.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            let kids = our_children();
-            if kids.is_empty() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{what}: child processes left behind (pid, state, name): {kids:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert_no_children(what);
         let fds = open_fd_count();
         if fds != self.fds {
             let list: Vec<String> = std::fs::read_dir("/proc/self/fd")

@@ -105,7 +105,8 @@ pub enum MountOp {
     ReadOnly { dst: PathBuf },
 }
 
-/// Identity details the synthetic `/etc` files need.
+/// Identity details the synthetic `/etc` files need (tests build whole plans).
+#[cfg(test)]
 #[derive(Debug, Clone)]
 pub struct Identity {
     /// uid inside.
@@ -116,7 +117,8 @@ pub struct Identity {
     pub hostname: String,
 }
 
-/// Build the ordered plan for `fs`: [`base`] then [`rest`].
+/// The whole ordered plan for `fs`: [`base`] then [`rest`].
+#[cfg(test)]
 pub fn plan(fs: &Fs, id: &Identity, host: &dyn HostView) -> Vec<MountOp> {
     let mut ops = base(id.uid, id.gid, host);
     ops.extend(rest(fs, &id.hostname));

@@ -48,7 +48,7 @@ pub(crate) fn launch(plan: &Plan, helper: &Path, stdio: [OwnedFd; 3]) -> Result<
         // That helper died while waiting; forget it and start cold.
         Keeper::Helper(warm.child).reap_soon();
     }
-    let (child, host_end) = start_helper(helper, &plan.identity)?;
+    let (child, host_end) = start_helper(helper, &plan.identity, plan.base.clone())?;
     if let Err(e) = wire::send(host_end.as_fd(), plan, &raw) {
         let _ = Keeper::Helper(child).wait();
         return Err(Error::Helper(format!("{} did not accept the plan: {e}", helper.display())));
@@ -59,7 +59,11 @@ pub(crate) fn launch(plan: &Plan, helper: &Path, stdio: [OwnedFd; 3]) -> Result<
 
 /// `posix_spawn` the helper with a fresh control socket as its stdin and send
 /// the opening: it creates the namespaces and then waits for the plan.
-pub(crate) fn start_helper(helper: &Path, identity: &Identity) -> Result<(std::process::Child, OwnedFd), Error> {
+pub(crate) fn start_helper(
+    helper: &Path,
+    identity: &Identity,
+    base: Vec<crate::fs::plan::MountOp>,
+) -> Result<(std::process::Child, OwnedFd), Error> {
     use std::os::unix::process::CommandExt;
     let (host_end, helper_end) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
         .map_err(|e| Error::Helper(format!("socketpair: {e}")))?;
@@ -76,8 +80,7 @@ pub(crate) fn start_helper(helper: &Path, identity: &Identity) -> Result<(std::p
         .map_err(|e| Error::Helper(format!("cannot start {}: {e}", helper.display())))?;
     // Drop the helper's end in the host now (the Command still holds it).
     drop(cmd);
-    let opening =
-        Opening { protocol: PROTOCOL, version: VERSION.into(), identity: identity.clone(), base: base_root(identity) };
+    let opening = Opening { protocol: PROTOCOL, version: VERSION.into(), identity: identity.clone(), base };
     if let Err(e) = wire::send(host_end.as_fd(), &opening, &[]) {
         let _ = child.kill();
         let _ = child.wait();
@@ -94,7 +97,7 @@ pub(crate) fn start_helper(helper: &Path, identity: &Identity) -> Result<(std::p
 pub(crate) fn launch_in_process(plan: &Plan, stdio: [OwnedFd; 3]) -> Result<Launched, Error> {
     let (host_end, init_end) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
         .map_err(|e| Error::Helper(format!("socketpair: {e}")))?;
-    let (init, outer_end) = outer::open(&plan.identity, &base_root(&plan.identity), &init_end).map_err(Error::Setup)?;
+    let (init, outer_end) = outer::open(&plan.identity, &plan.base, &init_end).map_err(Error::Setup)?;
     drop(init_end);
     if let Err(f) = outer::hand_over(init, &outer_end, plan, stdio.into()) {
         drop(outer_end);
@@ -106,7 +109,7 @@ pub(crate) fn launch_in_process(plan: &Plan, stdio: [OwnedFd; 3]) -> Result<Laun
 }
 
 /// The identity-only part of the root, for this host.
-fn base_root(id: &Identity) -> Vec<crate::fs::plan::MountOp> {
+pub(crate) fn base_root(id: &Identity) -> Vec<crate::fs::plan::MountOp> {
     crate::fs::plan::base(id.uid, id.gid, &crate::fs::plan::RealHost)
 }
 

@@ -35,7 +35,7 @@ fn slot() -> std::sync::MutexGuard<'static, Option<Slot>> {
 /// Keep one sandbox for (`helper`, `identity`) warm from now on, starting the
 /// first one now.
 pub(crate) fn enable(helper: &Path, identity: &Identity) -> Result<(), Error> {
-    let (child, host_end) = super::start_helper(helper, identity)?;
+    let (child, host_end) = super::start_helper(helper, identity, super::base_root(identity))?;
     let old = slot().replace(Slot {
         helper: helper.to_path_buf(),
         identity: identity.clone(),
@@ -62,7 +62,7 @@ pub(crate) fn refill_soon() {
         else {
             return;
         };
-        if let Ok((child, host_end)) = super::start_helper(&helper, &identity) {
+        if let Ok((child, host_end)) = super::start_helper(&helper, &identity, super::base_root(&identity)) {
             let mut g = slot();
             match g.as_mut() {
                 Some(s) if s.ready.is_none() && s.helper == helper && s.identity == identity => {

@@ -68,6 +68,10 @@ pub struct Plan {
     /// The rest of the root ([`crate::fs::plan::rest`]): hostname files,
     /// `/tmp`, grants.
     pub mounts: Vec<MountOp>,
+    /// The base root, computed once on the host for the [`Opening`]; never
+    /// sent with the plan.
+    #[serde(skip)]
+    pub base: Vec<MountOp>,
     /// Wall-clock limit in milliseconds.
     pub timeout_ms: Option<u64>,
     /// Time between SIGTERM and SIGKILL on timeout.
