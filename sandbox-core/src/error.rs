@@ -207,10 +207,6 @@ pub(crate) fn remedy(layer: Layer, errno: i32) -> Option<&'static str> {
              a filesystem that supports them); grant the path with --overlay or run as an \
              unprivileged user"
         }
-        (Layer::Helper, _) => {
-            "build or install the stockade-init helper next to the program, or set \
-             STOCKADE_INIT to its path"
-        }
         _ => return None,
     })
 }

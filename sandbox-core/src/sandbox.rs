@@ -285,7 +285,7 @@ impl Sandbox {
         let base = plan::base(uid, gid, &RealHost);
         check_no_grant_through_symlink(&fs, &base)?;
         let mounts = plan::rest(&fs, &self.hostname);
-        Ok(wire::Plan {
+        let plan = wire::Plan {
             argv: self.argv.clone(),
             env: self.environment(uid),
             cwd: cwd.to_string_lossy().into_owned(),
@@ -296,7 +296,15 @@ impl Sandbox {
             mounts,
             timeout_ms: self.timeout.map(|t| t.as_millis().max(1) as u64),
             grace_ms: self.kill_grace.as_millis() as u64,
-        })
+        };
+        let size = serde_json::to_vec(&plan).map(|b| b.len()).unwrap_or(usize::MAX);
+        if size > wire::MAX_MESSAGE {
+            return Err(Error::policy(format!(
+                "the policy is too large ({size} bytes encoded, limit {} KiB): grant fewer paths or set fewer variables",
+                wire::MAX_MESSAGE >> 10
+            )));
+        }
+        Ok(plan)
     }
 
     /// Options whose layers this version cannot enforce fail closed.

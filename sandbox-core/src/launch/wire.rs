@@ -16,7 +16,7 @@ pub const PROTOCOL: u32 = 2;
 /// The crate version, so a mismatched helper can say which versions met.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Largest message we accept.
-pub const MAX_MESSAGE: usize = 256 << 10;
+pub const MAX_MESSAGE: usize = 64 << 10;
 /// Most fds in one message.
 pub const MAX_FDS: usize = 32;
 
@@ -114,6 +114,13 @@ pub enum Control {
 /// Send one message with optional fds.
 pub fn send<T: Serialize>(sock: BorrowedFd<'_>, msg: &T, fds: &[RawFd]) -> std::io::Result<()> {
     let bytes = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    if bytes.len() > MAX_MESSAGE {
+        return Err(std::io::Error::other(format!(
+            "the plan is {} bytes, over the {} KiB limit: grant fewer paths or set fewer variables",
+            bytes.len(),
+            MAX_MESSAGE >> 10
+        )));
+    }
     let iov = [IoSlice::new(&bytes)];
     let cmsg = [ControlMessage::ScmRights(fds)];
     let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &cmsg };
