@@ -2,7 +2,8 @@
 //! `std::process::Command`.
 
 use std::fs::File;
-use std::os::fd::OwnedFd;
+use std::os::fd::{OwnedFd, RawFd};
+use std::sync::Arc;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -57,6 +58,7 @@ pub struct Sandbox {
     argv: Vec<String>,
     cwd: Option<PathBuf>,
     stdio: [Option<Stdio>; 3],
+    passes: Vec<(Arc<OwnedFd>, RawFd)>,
     helper: Option<PathBuf>,
 }
 
@@ -85,6 +87,7 @@ impl Sandbox {
             argv: Vec::new(),
             cwd: None,
             stdio: [None, None, None],
+            passes: Vec::new(),
             helper: None,
         }
     }
@@ -176,6 +179,13 @@ impl Sandbox {
         self.stdio[2] = Some(s);
         self
     }
+    /// Hand `fd` to the command as descriptor `target` (3 to 1023). Every
+    /// other descriptor beyond 0-2 is closed before the command starts.
+    pub fn pass_fd(mut self, fd: impl Into<OwnedFd>, target: RawFd) -> Self {
+        self.passes.push((Arc::new(fd.into()), target));
+        self
+    }
+
     /// Use this `stockade-init` helper instead of looking for one.
     pub fn helper(mut self, path: impl Into<PathBuf>) -> Self {
         self.helper = Some(path.into());
@@ -257,7 +267,10 @@ impl Sandbox {
                 hand_pipe_to(fd, plan.identity.host_uid, plan.identity.host_gid);
             }
         }
-        let stdio = [in_child, out_child, err_child];
+        let mut stdio = vec![in_child, out_child, err_child];
+        for (fd, _) in &self.passes {
+            stdio.push(fd.try_clone()?);
+        }
         let launched = if in_process && self.helper.is_none() && launch::single_threaded() {
             launch::launch_in_process(&plan, stdio)?
         } else {
@@ -277,6 +290,7 @@ impl Sandbox {
         let root = nix::unistd::geteuid().is_root();
         let (uid, gid) = (identity.uid, identity.gid);
         check_hostname(&self.hostname)?;
+        check_pass_targets(&self.passes)?;
         let cwd = self.cwd.clone().or_else(|| fs.first_rw_dst().map(Path::to_path_buf)).unwrap_or_else(|| "/".into());
         policy::check_cwd(&cwd)?;
         if let Some(t) = self.timeout {
@@ -296,6 +310,7 @@ impl Sandbox {
             mounts,
             timeout_ms: self.timeout.map(|t| t.as_millis().max(1) as u64),
             grace_ms: self.kill_grace.as_millis() as u64,
+            pass_fds: self.passes.iter().map(|&(_, target)| target).collect(),
         };
         let size = serde_json::to_vec(&plan).map(|b| b.len()).unwrap_or(usize::MAX);
         if size > wire::MAX_MESSAGE {
@@ -373,6 +388,22 @@ fn check_no_grant_through_symlink(fs: &Fs, ops: &[plan::MountOp]) -> Result<(), 
                     target.display()
                 )));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Targets are distinct and in `3..HIGH_FD` (0-2 are stdio; sources are moved
+/// above `HIGH_FD` inside so the last hop's `dup2`s cannot clobber them).
+fn check_pass_targets(passes: &[(Arc<OwnedFd>, RawFd)]) -> Result<(), Error> {
+    let high = launch::exec::HIGH_FD;
+    let mut seen = std::collections::HashSet::new();
+    for &(_, t) in passes {
+        if !(3..high).contains(&t) || !seen.insert(t) {
+            return Err(Error::policy(format!(
+                "pass-through descriptor {t}: targets must be distinct and between 3 and {}",
+                high - 1
+            )));
         }
     }
     Ok(())

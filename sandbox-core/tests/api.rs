@@ -484,3 +484,33 @@ fn rw_grant_writes_reach_the_host() {
     let meta = std::fs::metadata(ws.path().join("out.txt")).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (0, 0));
 }
+
+/// A declared pass-through arrives at its target number and works; nothing else
+/// beyond 0-2 is open in the command (the descriptor `ls` opens for the listing
+/// itself aside); invalid targets are refused before anything runs.
+#[test]
+fn declared_pass_through_fd_reaches_its_target_and_nothing_else_does() {
+    require_root();
+    use std::io::Read;
+    let (mut rd, wr) = std::io::pipe().unwrap();
+    let out = Sandbox::new()
+        .pass_fd(wr, 7)
+        .command(["sh", "-c", "echo through-fd-7 >&7; ls /proc/self/fd | tr '\\n' ' '"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut got = String::new();
+    rd.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "through-fd-7\n", "the pass-through reaches the host's pipe");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0 1 2 3 7", "only stdio, ls's own dir fd and fd 7");
+
+    for bad in [2, 1024, -1] {
+        let (_r, w) = std::io::pipe().unwrap();
+        let err = Sandbox::new().pass_fd(w, bad).command(["true"]).status().unwrap_err();
+        assert!(matches!(err, stockade::Error::Policy(_)), "target {bad}: {err}");
+    }
+    let (_r1, w1) = std::io::pipe().unwrap();
+    let (_r2, w2) = std::io::pipe().unwrap();
+    let err = Sandbox::new().pass_fd(w1, 9).pass_fd(w2, 9).command(["true"]).status().unwrap_err();
+    assert!(matches!(err, stockade::Error::Policy(_)), "duplicate target: {err}");
+}

@@ -65,6 +65,10 @@ impl Step {
     }
 }
 
+/// Pass-through targets are below this; the init moves their sources and the
+/// report pipe at or above it before forking.
+pub const HIGH_FD: RawFd = 1024;
+
 /// Size of one `(step, errno)` record.
 pub const RECORD: usize = 8;
 
@@ -79,25 +83,39 @@ pub struct PreparedExec {
     envp_ptrs: Vec<*const c_char>,
     /// Descriptors that become 0, 1, 2.
     stdio: [RawFd; 3],
+    /// Declared pass-throughs: (source, target). Sources sit at or above
+    /// [`HIGH_FD`], targets below it, so no `dup2` can clobber a source.
+    passes: Vec<(RawFd, RawFd)>,
+    /// Descriptors that survive, ascending: 0-2, the targets, the report pipe.
+    keep: Vec<RawFd>,
     /// Expected parent pid (the init is PID 1 of its namespace).
     parent: libc::pid_t,
 }
 
 impl PreparedExec {
     /// Build the plan. Strings with interior NUL bytes are rejected by the caller.
+    /// `report_fd` and every pass-through source must be at or above
+    /// [`HIGH_FD`]; targets must be in `3..HIGH_FD` (checked by the policy).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         path: CString,
         argv: Vec<CString>,
         envp: Vec<CString>,
         cwd: CString,
         stdio: [RawFd; 3],
+        passes: Vec<(RawFd, RawFd)>,
+        report_fd: RawFd,
         parent: libc::pid_t,
     ) -> Self {
+        let mut keep: Vec<RawFd> = vec![0, 1, 2, report_fd];
+        keep.extend(passes.iter().map(|&(_, target)| target));
+        keep.sort_unstable();
+        keep.dedup();
         let mut argv_ptrs: Vec<*const c_char> = argv.iter().map(|s| s.as_ptr()).collect();
         argv_ptrs.push(std::ptr::null());
         let mut envp_ptrs: Vec<*const c_char> = envp.iter().map(|s| s.as_ptr()).collect();
         envp_ptrs.push(std::ptr::null());
-        PreparedExec { path, cwd, _argv: argv, _envp: envp, argv_ptrs, envp_ptrs, stdio, parent }
+        PreparedExec { path, cwd, _argv: argv, _envp: envp, argv_ptrs, envp_ptrs, stdio, passes, keep, parent }
     }
 
     /// Run in the freshly forked child. Never returns: either `execve` succeeds or
@@ -125,12 +143,21 @@ impl PreparedExec {
         for (target, &fd) in self.stdio.iter().enumerate() {
             sys::dup2(fd, target as RawFd).map_err(at(Step::Stdio))?;
         }
-        // Close everything but 0-2 and the report pipe (CLOEXEC, gone at exec).
-        let rfd = report_fd as libc::c_uint;
-        if rfd > 3 {
-            sys::close_range(3, rfd - 1, 0).map_err(at(Step::CloseFds))?;
+        for &(source, target) in &self.passes {
+            sys::dup2(source, target).map_err(at(Step::Stdio))?;
         }
-        sys::close_range(rfd + 1, libc::c_uint::MAX, 0).map_err(at(Step::CloseFds))?;
+        // Close everything but `keep`: 0-2, the declared pass-throughs and the
+        // report pipe (CLOEXEC, gone at exec).
+        let mut next: libc::c_uint = 0;
+        for &fd in &self.keep {
+            let fd = fd as libc::c_uint;
+            if fd > next {
+                sys::close_range(next, fd - 1, 0).map_err(at(Step::CloseFds))?;
+            }
+            next = fd + 1;
+        }
+        sys::close_range(next, libc::c_uint::MAX, 0).map_err(at(Step::CloseFds))?;
+        let _ = report_fd;
         sys::setrlimit(libc::RLIMIT_CORE, 0, 0).map_err(at(Step::Rlimit))?;
         sys::capset_zero().map_err(at(Step::Capabilities))?;
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(at(Step::NoNewPrivs))?;

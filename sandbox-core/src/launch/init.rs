@@ -74,7 +74,12 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
     if fds.len() < 3 {
         return Err(fail(Layer::Helper, "receive the command's stdio", Errno::EBADF));
     }
-    let granted = fds.split_off(3);
+    let npass = plan.pass_fds.len();
+    if fds.len() < 3 + npass {
+        return Err(fail(Layer::Helper, "receive the pass-through descriptors", Errno::EBADF));
+    }
+    let granted = fds.split_off(3 + npass);
+    let passed = fds.split_off(3);
     let stdio = fds;
     nix::unistd::sethostname(&plan.hostname).map_err(|e| fail(Layer::Namespaces, "sethostname", e))?;
 
@@ -99,9 +104,14 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| fail(Layer::Supervisor, "signalfd", e))?;
 
-    let exec = prepare_exec(plan, program, &stdio)?;
     let (report_rd, report_wr) =
         pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(Layer::Supervisor, "pipe", e))?;
+    // Sources above every possible target, so the last hop's dup2s cannot
+    // clobber them (see `exec::HIGH_FD`).
+    let report_wr = move_high(report_wr)?;
+    let passed = passed.into_iter().map(move_high).collect::<Result<Vec<_>, _>>()?;
+    let passes = passed.iter().zip(&plan.pass_fds).map(|(src, &target)| (src.as_raw_fd(), target)).collect();
+    let exec = prepare_exec(plan, program, &stdio, passes, report_wr.as_raw_fd())?;
     // SAFETY: the init is single-threaded; the child only runs `apply_raw`,
     // which performs raw syscalls from the prepared plan and never allocates.
     let child = match unsafe { nix::unistd::fork() } {
@@ -111,6 +121,7 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
     };
     drop(report_wr);
     drop(stdio);
+    drop(passed);
 
     if let Some((step, errno)) = read_exec_result(&report_rd) {
         let _ = nix::sys::wait::waitpid(child, None);
@@ -244,7 +255,21 @@ fn cstring(s: &str, what: &str) -> Result<CString, SetupFailure> {
     CString::new(s).map_err(|_| fail(Layer::Exec, format!("{what} contains a NUL byte"), Errno::EINVAL))
 }
 
-fn prepare_exec(plan: &Plan, program: PathBuf, stdio: &[OwnedFd]) -> Result<PreparedExec, SetupFailure> {
+/// Duplicate `fd` to the lowest free number at or above `exec::HIGH_FD`.
+fn move_high(fd: OwnedFd) -> Result<OwnedFd, SetupFailure> {
+    let high = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(super::exec::HIGH_FD))
+        .map_err(|e| fail(Layer::Supervisor, "move descriptor", e))?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor owned by nobody else.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(high) })
+}
+
+fn prepare_exec(
+    plan: &Plan,
+    program: PathBuf,
+    stdio: &[OwnedFd],
+    passes: Vec<(RawFd, RawFd)>,
+    report_fd: RawFd,
+) -> Result<PreparedExec, SetupFailure> {
     use std::os::unix::ffi::OsStrExt;
     let path = CString::new(program.as_os_str().as_bytes())
         .map_err(|_| fail(Layer::Exec, "program path contains a NUL byte", Errno::EINVAL))?;
@@ -253,7 +278,7 @@ fn prepare_exec(plan: &Plan, program: PathBuf, stdio: &[OwnedFd]) -> Result<Prep
         plan.env.iter().map(|(k, v)| cstring(&format!("{k}={v}"), "environment")).collect::<Result<Vec<_>, _>>()?;
     let cwd = cstring(&plan.cwd, "working directory")?;
     let fds = [stdio[0].as_raw_fd(), stdio[1].as_raw_fd(), stdio[2].as_raw_fd()];
-    Ok(PreparedExec::new(path, argv, envp, cwd, fds, 1))
+    Ok(PreparedExec::new(path, argv, envp, cwd, fds, passes, report_fd, 1))
 }
 
 /// EOF means `execve` succeeded (the pipe was CLOEXEC).

@@ -37,12 +37,13 @@ pub(crate) struct Launched {
 /// Start the sandbox for `plan` with a pre-warmed helper if one is ready for
 /// this identity, else a fresh one, and wait until the command has been
 /// exec'd (or setup failed).
-pub(crate) fn launch(plan: &Plan, helper: &Path, stdio: [OwnedFd; 3]) -> Result<Launched, Error> {
-    let raw = [stdio[0].as_raw_fd(), stdio[1].as_raw_fd(), stdio[2].as_raw_fd()];
+/// `fds`: the command's stdin, stdout, stderr, then the pass-throughs.
+pub(crate) fn launch(plan: &Plan, helper: &Path, fds: Vec<OwnedFd>) -> Result<Launched, Error> {
+    let raw: Vec<_> = fds.iter().map(|f| f.as_raw_fd()).collect();
     if let Some(warm) = prewarm::take(helper, &plan.identity) {
         prewarm::refill_soon();
         if wire::send(warm.host_end.as_fd(), plan, &raw).is_ok() {
-            drop(stdio);
+            drop(fds);
             return await_start(plan, warm.host_end, Keeper::Helper(warm.child), &helper.display().to_string());
         }
         // That helper died while waiting; forget it and start cold.
@@ -53,7 +54,7 @@ pub(crate) fn launch(plan: &Plan, helper: &Path, stdio: [OwnedFd; 3]) -> Result<
         let _ = Keeper::Helper(child).wait();
         return Err(Error::Helper(format!("{} did not accept the plan: {e}", helper.display())));
     }
-    drop(stdio);
+    drop(fds);
     await_start(plan, host_end, Keeper::Helper(child), &helper.display().to_string())
 }
 
@@ -94,12 +95,12 @@ pub(crate) fn start_helper(
 /// `stockade` CLI (the same binary as the helper); anything with a second
 /// thread gets the helper, because cloning a threaded process is unsafe.
 /// The caller must have checked [`single_threaded`] just before.
-pub(crate) fn launch_in_process(plan: &Plan, stdio: [OwnedFd; 3]) -> Result<Launched, Error> {
+pub(crate) fn launch_in_process(plan: &Plan, fds: Vec<OwnedFd>) -> Result<Launched, Error> {
     let (host_end, init_end) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
         .map_err(|e| Error::Helper(format!("socketpair: {e}")))?;
     let (init, outer_end) = outer::open(&plan.identity, &plan.base, &init_end).map_err(Error::Setup)?;
     drop(init_end);
-    if let Err(f) = outer::hand_over(init, &outer_end, plan, stdio.into()) {
+    if let Err(f) = outer::hand_over(init, &outer_end, plan, fds) {
         drop(outer_end);
         let _ = Keeper::Init(init).wait();
         return Err(Error::Setup(f));

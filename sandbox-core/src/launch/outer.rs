@@ -148,8 +148,12 @@ pub(crate) fn open(id: &Identity, base: &[MountOp], control: &OwnedFd) -> Result
 /// Give the init its plan, the command's stdio and, for a root caller, the
 /// granted paths as idmapped trees.
 pub(crate) fn hand_over(init: Pid, outer_end: &OwnedFd, plan: &Plan, stdio: Vec<OwnedFd>) -> Result<(), SetupFailure> {
-    if stdio.len() != 3 {
-        return Err(helper_fail(format!("expected 3 stdio descriptors, got {}", stdio.len())));
+    if stdio.len() != 3 + plan.pass_fds.len() {
+        return Err(helper_fail(format!(
+            "expected {} descriptors (stdio and pass-throughs), got {}",
+            3 + plan.pass_fds.len(),
+            stdio.len()
+        )));
     }
     let granted = if plan.idmap_grants { idmapped_grants(init.as_raw(), plan)? } else { Vec::new() };
     let fds: Vec<_> = stdio.iter().chain(granted.iter()).map(|f| f.as_raw_fd()).collect();

@@ -76,6 +76,9 @@ pub struct Plan {
     pub timeout_ms: Option<u64>,
     /// Time between SIGTERM and SIGKILL on timeout.
     pub grace_ms: u64,
+    /// Descriptor numbers, inside, of the declared pass-throughs; their
+    /// sources travel after the three stdio descriptors, in this order.
+    pub pass_fds: Vec<i32>,
 }
 
 /// Helper -> host.
