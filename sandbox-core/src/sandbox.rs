@@ -179,7 +179,7 @@ impl Sandbox {
         self.stdio[2] = Some(s);
         self
     }
-    /// Hand `fd` to the command as descriptor `target` (3 to 1023). Every
+    /// Hand `fd` to the command as descriptor `target` (3 to 255). Every
     /// other descriptor beyond 0-2 is closed before the command starts.
     pub fn pass_fd(mut self, fd: impl Into<OwnedFd>, target: RawFd) -> Self {
         self.passes.push((Arc::new(fd.into()), target));

@@ -504,7 +504,7 @@ fn declared_pass_through_fd_reaches_its_target_and_nothing_else_does() {
     assert_eq!(got, "through-fd-7\n", "the pass-through reaches the host's pipe");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0 1 2 3 7", "only stdio, ls's own dir fd and fd 7");
 
-    for bad in [2, 1024, -1] {
+    for bad in [2, 256, -1] {
         let (_r, w) = std::io::pipe().unwrap();
         let err = Sandbox::new().pass_fd(w, bad).command(["true"]).status().unwrap_err();
         assert!(matches!(err, stockade::Error::Policy(_)), "target {bad}: {err}");

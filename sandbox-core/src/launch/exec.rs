@@ -67,7 +67,7 @@ impl Step {
 
 /// Pass-through targets are below this; the init moves their sources and the
 /// report pipe at or above it before forking.
-pub const HIGH_FD: RawFd = 1024;
+pub const HIGH_FD: RawFd = 256;
 
 /// Size of one `(step, errno)` record.
 pub const RECORD: usize = 8;

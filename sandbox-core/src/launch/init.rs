@@ -257,8 +257,11 @@ fn cstring(s: &str, what: &str) -> Result<CString, SetupFailure> {
 
 /// Duplicate `fd` to the lowest free number at or above `exec::HIGH_FD`.
 fn move_high(fd: OwnedFd) -> Result<OwnedFd, SetupFailure> {
-    let high = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(super::exec::HIGH_FD))
-        .map_err(|e| fail(Layer::Supervisor, "move descriptor", e))?;
+    let high = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(super::exec::HIGH_FD)).map_err(|e| {
+        let mut f = fail(Layer::Supervisor, "move descriptor", e);
+        f.detail = format!("needs RLIMIT_NOFILE above {}", super::exec::HIGH_FD);
+        f
+    })?;
     // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor owned by nobody else.
     Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(high) })
 }
