@@ -210,9 +210,15 @@ fn run() -> io::Result<ExitCode> {
 }
 
 fn demo(scene: &Scene) -> ExitCode {
-    let uid = fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX);
+    let uid = fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX);
     let demo = scene.demo.display().to_string();
-    let decoy_pid = scene.decoy.as_ref().map(|d| d.id().to_string()).unwrap_or_default();
+    let decoy_pid = scene
+        .decoy
+        .as_ref()
+        .map(|d| d.id().to_string())
+        .unwrap_or_default();
 
     println!("stockade demo: a prompt-injected AI agent's tool call, run inside a sandbox");
     println!("===========================================================================");
@@ -231,7 +237,10 @@ fn demo(scene: &Scene) -> ExitCode {
     if scene.decoy.is_some() {
         println!("  host pid {decoy_pid:<14} a decoy process running on the host");
     }
-    println!("  127.0.0.1:{:<13} a service listening on the host's localhost", scene.port);
+    println!(
+        "  127.0.0.1:{:<13} a service listening on the host's localhost",
+        scene.port
+    );
     println!("Every secret holds a random canary string, so a leak cannot go unnoticed.");
     println!();
     println!("Sandbox policy: $DEMO/repo read-write (and the working directory); the system");
@@ -242,7 +251,10 @@ fn demo(scene: &Scene) -> ExitCode {
 
     // The credential the agent should never see: in our own environment, as
     // an agent framework holding cloud credentials would have it.
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", scene.canary("AWS_SECRET_ACCESS_KEY"));
+    std::env::set_var(
+        "AWS_SECRET_ACCESS_KEY",
+        scene.canary("AWS_SECRET_ACCESS_KEY"),
+    );
 
     let sandbox = Sandbox::new()
         .fs(Fs::minimal().rw(&scene.repo))
@@ -264,18 +276,31 @@ fn demo(scene: &Scene) -> ExitCode {
             println!();
             println!("The sandbox could not be set up on this host, so nothing ran:");
             println!("  {e}");
-            println!("Run `cargo run -p stockade-cli -- doctor` to see which layer this host lacks.");
+            println!(
+                "Run `cargo run -p stockade-cli -- doctor` to see which layer this host lacks."
+            );
             return ExitCode::from(2);
         }
     };
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    println!("... finished in {} ms ({}).", started.elapsed().as_millis(), out.status);
+    println!(
+        "... finished in {} ms ({}).",
+        started.elapsed().as_millis(),
+        out.status
+    );
     println!();
 
     let ev = Evidence::gather(scene, &stdout, &stderr);
     let rows = judge(scene, &ev, &decoy_pid);
-    print_table(["The hijacked agent tried to ...", "What happened inside the sandbox", "Verdict"], &rows);
+    print_table(
+        [
+            "The hijacked agent tried to ...",
+            "What happened inside the sandbox",
+            "Verdict",
+        ],
+        &rows,
+    );
     println!();
 
     println!("Checked from the host, after the sandbox exited:");
@@ -283,9 +308,16 @@ fn demo(scene: &Scene) -> ExitCode {
     for (ok, text) in &checks {
         println!("  [{}] {text}", if *ok { " ok " } else { "FAIL" });
     }
-    let failures =
-        rows.iter().filter(|r| !matches!(r[2].as_str(), "CONTAINED" | "ALLOWED (expected)" | "SKIPPED")).count()
-            + checks.iter().filter(|(ok, _)| !ok).count();
+    let failures = rows
+        .iter()
+        .filter(|r| {
+            !matches!(
+                r[2].as_str(),
+                "CONTAINED" | "ALLOWED (expected)" | "SKIPPED"
+            )
+        })
+        .count()
+        + checks.iter().filter(|(ok, _)| !ok).count();
     if !stderr.trim().is_empty() {
         println!();
         println!("The script's own stderr:");
@@ -295,7 +327,9 @@ fn demo(scene: &Scene) -> ExitCode {
     }
     println!();
     println!("How to read the messages: \"No such file or directory\" means the path is not part");
-    println!("of the sandbox's view at all; \"Read-only file system\" means system directories are");
+    println!(
+        "of the sandbox's view at all; \"Read-only file system\" means system directories are"
+    );
     println!("mounted read-only; \"Network is unreachable\" means the sandbox has its own network");
     println!("with nothing but loopback (and its own localhost); \"Permission denied\" means the");
     println!("command runs without any privileges; \"No such process\" means host processes do");
@@ -305,7 +339,10 @@ fn demo(scene: &Scene) -> ExitCode {
     let hostile = ATTEMPTS.iter().filter(|a| !a.legitimate).count();
     let skipped = rows.iter().filter(|r| r[2] == "SKIPPED").count();
     if failures == 0 {
-        print!("RESULT: all {} hostile attempts were contained", hostile - skipped);
+        print!(
+            "RESULT: all {} hostile attempts were contained",
+            hostile - skipped
+        );
         if skipped > 0 {
             print!(" ({skipped} skipped: see the table)");
         }
@@ -335,13 +372,21 @@ struct Evidence {
 impl Evidence {
     fn gather(scene: &Scene, stdout: &str, stderr: &str) -> Evidence {
         let reports = parse_reports(stdout);
-        let cmdlines = reports.iter().find(|(id, _)| id == "e1-cmdlines").map(|(_, r)| r.output.as_str());
+        let cmdlines = reports
+            .iter()
+            .find(|(id, _)| id == "e1-cmdlines")
+            .map(|(_, r)| r.output.as_str());
         let decoy_seen = cmdlines.is_some_and(|c| c.contains(&scene.decoy_token));
         let auth_py = fs::read_to_string(scene.repo.join("auth.py")).unwrap_or_default();
         let changes = fs::read_to_string(scene.repo.join("CHANGES.md")).unwrap_or_default();
         Evidence {
             leaked: scene.leaked_canaries(&format!("{stdout}\n{stderr}")),
-            changed: scene.watched.iter().filter(|w| hash_file(&w.path) != w.before).map(|w| w.row).collect(),
+            changed: scene
+                .watched
+                .iter()
+                .filter(|w| hash_file(&w.path) != w.before)
+                .map(|w| w.row)
+                .collect(),
             accepted: scene.accepted_connections(),
             decoy_alive: scene.decoy_alive(),
             decoy_seen,
@@ -359,7 +404,9 @@ fn judge(scene: &Scene, ev: &Evidence, decoy_pid: &str) -> Vec<[String; 3]> {
     for a in ATTEMPTS {
         let r = ev.reports.iter().find(|(id, _)| id == a.id).map(|(_, r)| r);
         let mut inside = match r {
-            Some(r) if r.output.trim().is_empty() => format!("(no output, exit status {})", r.code.unwrap_or(-1)),
+            Some(r) if r.output.trim().is_empty() => {
+                format!("(no output, exit status {})", r.code.unwrap_or(-1))
+            }
             Some(r) => r.output.clone(),
             None => "(no report: the script did not get this far)".into(),
         };
@@ -390,7 +437,11 @@ fn judge(scene: &Scene, ev: &Evidence, decoy_pid: &str) -> Vec<[String; 3]> {
                     (Some(_), false) => "; the decoy is not among them",
                     (Some(_), true) => "; the decoy is AMONG them",
                 };
-                inside = format!("{} (the host has {} processes{decoy})", inside.trim_end(), ev.host_pids);
+                inside = format!(
+                    "{} (the host has {} processes{decoy})",
+                    inside.trim_end(),
+                    ev.host_pids
+                );
                 r.is_some() && !ev.decoy_seen && !leaked
             } else {
                 failed_inside && !leaked && host_ok
@@ -416,31 +467,63 @@ fn host_checks(scene: &Scene, ev: &Evidence, decoy_pid: &str) -> Vec<(bool, Stri
             Some(h) => format!("sha256 {}", hex(&h[..6])),
             None => "still absent".into(),
         };
-        let verb = if now == w.before { "unchanged" } else { "CHANGED" };
+        let verb = if now == w.before {
+            "unchanged"
+        } else {
+            "CHANGED"
+        };
         let path = scene.shorten(&w.path.display().to_string());
-        checks.push((now == w.before, format!("{} {verb} ({state}): {path}", w.what)));
+        checks.push((
+            now == w.before,
+            format!("{} {verb} ({state}): {path}", w.what),
+        ));
     }
     checks.push(if ev.leaked.is_empty() {
-        (true, "no canary secret appears anywhere in the sandbox's output".into())
+        (
+            true,
+            "no canary secret appears anywhere in the sandbox's output".into(),
+        )
     } else {
-        (false, format!("LEAKED into the sandbox's output: {}", ev.leaked.join(", ")))
+        (
+            false,
+            format!("LEAKED into the sandbox's output: {}", ev.leaked.join(", ")),
+        )
     });
     checks.push((
         ev.accepted == 0,
-        format!("the host's 127.0.0.1:{} service received {} connection(s)", scene.port, ev.accepted),
+        format!(
+            "the host's 127.0.0.1:{} service received {} connection(s)",
+            scene.port, ev.accepted
+        ),
     ));
     if scene.decoy.is_some() {
-        let seen = if ev.decoy_seen { "VISIBLE" } else { "invisible" };
-        let alive = if ev.decoy_alive { "still running" } else { "GONE" };
+        let seen = if ev.decoy_seen {
+            "VISIBLE"
+        } else {
+            "invisible"
+        };
+        let alive = if ev.decoy_alive {
+            "still running"
+        } else {
+            "GONE"
+        };
         checks.push((
             ev.decoy_alive && !ev.decoy_seen,
-            format!("the decoy process (host pid {decoy_pid}) is {alive} and was {seen} from inside"),
+            format!(
+                "the decoy process (host pid {decoy_pid}) is {alive} and was {seen} from inside"
+            ),
         ));
     }
     checks.push(if ev.edit_landed {
-        (true, "the legitimate edit landed: $DEMO/repo/auth.py is fixed and CHANGES.md exists".into())
+        (
+            true,
+            "the legitimate edit landed: $DEMO/repo/auth.py is fixed and CHANGES.md exists".into(),
+        )
     } else {
-        (false, "the legitimate edit did NOT land in $DEMO/repo".into())
+        (
+            false,
+            "the legitimate edit did NOT land in $DEMO/repo".into(),
+        )
     });
     checks
 }
@@ -453,33 +536,62 @@ impl Scene {
         let repo = demo.join("repo");
         let fake_home = demo.join("home/alice");
         fs::DirBuilder::new().mode(0o755).create(&repo)?;
-        fs::DirBuilder::new().mode(0o700).recursive(true).create(fake_home.join(".ssh"))?;
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(fake_home.join(".ssh"))?;
 
         let canaries = vec![
             ("id_rsa", format!("CANARY-SSH-{}", random_hex())),
             ("secrets.env", format!("CANARY-DB-{}", random_hex())),
-            ("AWS_SECRET_ACCESS_KEY", format!("CANARY-AWS-{}", random_hex())),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                format!("CANARY-AWS-{}", random_hex()),
+            ),
         ];
         write(&repo.join("auth.py"), AUTH_PY, 0o644)?;
         write(&repo.join("README.md"), README_MD, 0o644)?;
         let id_rsa = fake_home.join(".ssh/id_rsa");
         write(
             &id_rsa,
-            &format!("-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n-----END OPENSSH PRIVATE KEY-----\n", canaries[0].1),
+            &format!(
+                "-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n-----END OPENSSH PRIVATE KEY-----\n",
+                canaries[0].1
+            ),
             0o600,
         )?;
         let bashrc = fake_home.join(".bashrc");
-        write(&bashrc, "# alice's shell settings\nalias ll='ls -l'\n", 0o644)?;
+        write(
+            &bashrc,
+            "# alice's shell settings\nalias ll='ls -l'\n",
+            0o644,
+        )?;
         let secrets = demo.join("secrets.env");
-        write(&secrets, &format!("DATABASE_URL=postgres://admin:{}@db.internal/prod\n", canaries[1].1), 0o600)?;
+        write(
+            &secrets,
+            &format!(
+                "DATABASE_URL=postgres://admin:{}@db.internal/prod\n",
+                canaries[1].1
+            ),
+            0o600,
+        )?;
 
-        let watch = |path: PathBuf, what, row| Watched { before: hash_file(&path), path, what, row };
+        let watch = |path: PathBuf, what, row| Watched {
+            before: hash_file(&path),
+            path,
+            what,
+            row,
+        };
         let watched = vec![
             watch(id_rsa, "fake SSH key", "a1"),
             watch(secrets, "production secret", "a3"),
             watch(bashrc, "fake ~/.bashrc", "b1"),
             watch("/etc/stockade-demo-pwned".into(), "host /etc", "b2"),
-            watch("/usr/local/bin/stockade-demo-trojan".into(), "host /usr/local/bin", "b3"),
+            watch(
+                "/usr/local/bin/stockade-demo-trojan".into(),
+                "host /usr/local/bin",
+                "b3",
+            ),
         ];
 
         let listener = TcpListener::bind("127.0.0.1:0")?;
@@ -497,17 +609,38 @@ impl Scene {
             .spawn()
             .ok();
 
-        let real_home =
-            std::env::var("HOME").ok().filter(|h| h.starts_with('/') && h != "/").unwrap_or_else(|| "/root".into());
-        Ok(Scene { demo, repo, fake_home, real_home, canaries, watched, listener, port, decoy, decoy_token })
+        let real_home = std::env::var("HOME")
+            .ok()
+            .filter(|h| h.starts_with('/') && h != "/")
+            .unwrap_or_else(|| "/root".into());
+        Ok(Scene {
+            demo,
+            repo,
+            fake_home,
+            real_home,
+            canaries,
+            watched,
+            listener,
+            port,
+            decoy,
+            decoy_token,
+        })
     }
 
     fn canary(&self, name: &str) -> &str {
-        self.canaries.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str()).unwrap_or("")
+        self.canaries
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
     }
 
     fn leaked_canaries(&self, text: &str) -> Vec<String> {
-        self.canaries.iter().filter(|(_, v)| text.contains(v.as_str())).map(|(n, _)| n.to_string()).collect()
+        self.canaries
+            .iter()
+            .filter(|(_, v)| text.contains(v.as_str()))
+            .map(|(n, _)| n.to_string())
+            .collect()
     }
 
     fn accepted_connections(&self) -> usize {
@@ -521,8 +654,10 @@ impl Scene {
     fn decoy_alive(&self) -> bool {
         // A zombie (killed but not yet reaped) counts as dead.
         self.decoy.as_ref().is_some_and(|d| {
-            fs::read_to_string(format!("/proc/{}/stat", d.id()))
-                .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+            fs::read_to_string(format!("/proc/{}/stat", d.id())).is_ok_and(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            })
         })
     }
 
@@ -582,7 +717,13 @@ fn parse_reports(stdout: &str) -> Vec<(String, Reported)> {
             let mut parts = l.splitn(3, '|');
             let id = parts.next()?.to_string();
             let code = parts.next()?.parse().ok();
-            let output = parts.next().unwrap_or("").split('\t').map(str::trim_end).collect::<Vec<_>>().join(" / ");
+            let output = parts
+                .next()
+                .unwrap_or("")
+                .split('\t')
+                .map(str::trim_end)
+                .collect::<Vec<_>>()
+                .join(" / ");
             Some((id, Reported { code, output }))
         })
         .collect()
@@ -590,14 +731,28 @@ fn parse_reports(stdout: &str) -> Vec<(String, Reported)> {
 
 fn count_host_pids() -> usize {
     fs::read_dir("/proc")
-        .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit())).count())
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                })
+                .count()
+        })
         .unwrap_or(0)
 }
 
 fn random_hex() -> String {
     let mut b = [0u8; 8];
-    if fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).is_err() {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    if fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_err()
+    {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         b = (t.as_nanos() as u64 ^ u64::from(std::process::id())).to_le_bytes();
     }
     hex(&b)
@@ -653,7 +808,11 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
         let mut word: Vec<char> = word.chars().collect();
         while !word.is_empty() {
             let used = cur.chars().count();
-            let room = if used == 0 { width } else { width.saturating_sub(used + 1) };
+            let room = if used == 0 {
+                width
+            } else {
+                width.saturating_sub(used + 1)
+            };
             if word.len() <= room {
                 if used > 0 {
                     cur.push(' ');
@@ -684,17 +843,21 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 
 fn sha256(data: &[u8]) -> [u8; 32] {
     const K: [u32; 64] = [
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
-        0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
-        0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
-        0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
-        0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
-        0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
-        0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
         0xc67178f2,
     ];
-    let mut h: [u32; 8] =
-        [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+    let mut h: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+        0x5be0cd19,
+    ];
     let mut msg = data.to_vec();
     msg.push(0x80);
     while msg.len() % 64 != 56 {
@@ -709,7 +872,10 @@ fn sha256(data: &[u8]) -> [u8; 32] {
         for i in 16..64 {
             let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
             let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
-            w[i] = w[i - 16].wrapping_add(s0).wrapping_add(w[i - 7]).wrapping_add(s1);
+            w[i] = w[i - 16]
+                .wrapping_add(s0)
+                .wrapping_add(w[i - 7])
+                .wrapping_add(s1);
         }
         let mut v = h;
         for i in 0..64 {
@@ -719,8 +885,8 @@ fn sha256(data: &[u8]) -> [u8; 32] {
                 .wrapping_add((e & f) ^ (!e & g))
                 .wrapping_add(K[i])
                 .wrapping_add(w[i]);
-            let t2 =
-                (a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22)).wrapping_add((a & b) ^ (a & c) ^ (b & c));
+            let t2 = (a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22))
+                .wrapping_add((a & b) ^ (a & c) ^ (b & c));
             v = [t1.wrapping_add(t2), a, b, c, d.wrapping_add(t1), e, f, g];
         }
         for (x, y) in h.iter_mut().zip(v) {
@@ -738,7 +904,10 @@ fn sha256(data: &[u8]) -> [u8; 32] {
 mod tests {
     #[test]
     fn sha256_known_answers() {
-        assert_eq!(super::hex(&super::sha256(b"")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            super::hex(&super::sha256(b"")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
         assert_eq!(
             super::hex(&super::sha256(b"abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

@@ -14,7 +14,11 @@ use stockade::{Error, PolicyFile};
 const SETUP_FAILED: u8 = 125;
 
 #[derive(Parser, Debug)]
-#[command(name = "stockade", version, about = "Run untrusted tool calls in a kernel-enforced sandbox")]
+#[command(
+    name = "stockade",
+    version,
+    about = "Run untrusted tool calls in a kernel-enforced sandbox"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -101,7 +105,11 @@ struct RunArgs {
     #[arg(long, value_name = "SIZE")]
     tmp_size: Option<String>,
     /// The program and its arguments.
-    #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM [ARG]...")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        value_name = "PROGRAM [ARG]..."
+    )]
     argv: Vec<String>,
 }
 
@@ -146,7 +154,11 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
             eprintln!("stockade: {first} (see `stockade run --help`)");
             return ExitCode::from(SETUP_FAILED);
         }
@@ -186,7 +198,10 @@ fn build(args: &RunArgs) -> Result<stockade::Sandbox, Error> {
 fn doctor(json: bool) -> ExitCode {
     let r = stockade::doctor();
     if json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        );
     } else {
         print!("{r}");
     }

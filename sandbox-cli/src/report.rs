@@ -37,9 +37,18 @@ struct ErrorInfo {
 pub fn write(path: &Path, outcome: &Result<ExitStatus, Error>) -> std::io::Result<()> {
     let r = match outcome {
         Ok(s) => {
-            let mut events = vec![Event { kind: "exit", detail: s.to_string() }];
+            let mut events = vec![Event {
+                kind: "exit",
+                detail: s.to_string(),
+            }];
             if s.timed_out() {
-                events.insert(0, Event { kind: "timeout", detail: "whole tree killed".into() });
+                events.insert(
+                    0,
+                    Event {
+                        kind: "timeout",
+                        detail: "whole tree killed".into(),
+                    },
+                );
             }
             Report {
                 exit_code: s.exit_code(),
@@ -57,8 +66,14 @@ pub fn write(path: &Path, outcome: &Result<ExitStatus, Error>) -> std::io::Resul
             timed_out: false,
             oom_killed: None,
             duration: 0.0,
-            events: vec![Event { kind: "setup_failed", detail: e.to_string() }],
-            error: Some(ErrorInfo { layer: e.layer().to_string(), message: e.to_string() }),
+            events: vec![Event {
+                kind: "setup_failed",
+                detail: e.to_string(),
+            }],
+            error: Some(ErrorInfo {
+                layer: e.layer().to_string(),
+                message: e.to_string(),
+            }),
         },
     };
     let text = serde_json::to_string_pretty(&r).map_err(std::io::Error::other)?;

@@ -47,14 +47,28 @@ fn fails_closed(caller: Caller) {
     let out = sh(caller, &["--rw", &rw, "--ro", &bindir], &script);
     assert_code(&out, 0);
     let so = stdout(&out);
-    assert!(so.contains("outer-ran"), "positive control: the outer sandbox ran: {}", describe(&out));
-    assert!(so.contains("inner-exit=125"), "inner setup must fail with 125: {}", describe(&out));
+    assert!(
+        so.contains("outer-ran"),
+        "positive control: the outer sandbox ran: {}",
+        describe(&out)
+    );
+    assert!(
+        so.contains("inner-exit=125"),
+        "inner setup must fail with 125: {}",
+        describe(&out)
+    );
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "one line: {}", describe(&out));
-    assert!(err.contains("user namespace layer"), "names the layer: {err}");
+    assert!(
+        err.contains("user namespace layer"),
+        "names the layer: {err}"
+    );
     assert!(err.contains("ENOSPC"), "names the errno: {err}");
     assert!(err.contains("Fix: "), "gives a remedy: {err}");
-    assert!(!Path::new(&marker).exists(), "the inner command must not have run");
+    assert!(
+        !Path::new(&marker).exists(),
+        "the inner command must not have run"
+    );
 }
 
 /// A `--rw` dir the caller can write, for markers that prove whether anything ran.
@@ -69,13 +83,30 @@ fn marker_dir(caller: Caller, t: &TestDir) -> String {
 fn cwd_refused(caller: Caller) {
     let t = TestDir::new("cwd");
     let rw = marker_dir(caller, &t);
-    for (i, cwd) in ["/proc/self/fd/3", "../..", "/proc/self/cwd", "relative/dir"].iter().enumerate() {
+    for (i, cwd) in ["/proc/self/fd/3", "../..", "/proc/self/cwd", "relative/dir"]
+        .iter()
+        .enumerate()
+    {
         let marker = format!("{rw}/ran-{i}");
-        let out = sh(caller, &["--rw", &rw, "--cwd", cwd], &format!("touch {marker}; pwd"));
+        let out = sh(
+            caller,
+            &["--rw", &rw, "--cwd", cwd],
+            &format!("touch {marker}; pwd"),
+        );
         let line = assert_refused(&out);
-        assert!(line.contains(cwd), "the refusal should name the cwd {cwd}: {line}");
-        assert!(stdout(&out).is_empty(), "nothing may run: {}", describe(&out));
-        assert!(!Path::new(&marker).exists(), "--cwd {cwd} was refused but the command ran");
+        assert!(
+            line.contains(cwd),
+            "the refusal should name the cwd {cwd}: {line}"
+        );
+        assert!(
+            stdout(&out).is_empty(),
+            "nothing may run: {}",
+            describe(&out)
+        );
+        assert!(
+            !Path::new(&marker).exists(),
+            "--cwd {cwd} was refused but the command ran"
+        );
     }
     // A granted symlink into /proc/self/fd passes the textual check but must still never put
     // the command's cwd on an inherited host fd: setup fails closed, nothing runs.
@@ -84,17 +115,35 @@ fn cwd_refused(caller: Caller) {
     for fd in ["3", "4", "5"] {
         let marker = format!("{rw}/ran-link-{fd}");
         let cwd = format!("{links}/fd/{fd}");
-        let out = sh(caller, &["--rw", &rw, "--ro", &links, "--cwd", &cwd], &format!("touch {marker}; pwd"));
+        let out = sh(
+            caller,
+            &["--rw", &rw, "--ro", &links, "--cwd", &cwd],
+            &format!("touch {marker}; pwd"),
+        );
         assert_refused(&out);
-        assert!(stdout(&out).is_empty(), "nothing may run: {}", describe(&out));
-        assert!(!Path::new(&marker).exists(), "--cwd {cwd} was refused but the command ran");
+        assert!(
+            stdout(&out).is_empty(),
+            "nothing may run: {}",
+            describe(&out)
+        );
+        assert!(
+            !Path::new(&marker).exists(),
+            "--cwd {cwd} was refused but the command ran"
+        );
     }
 
     let marker = format!("{rw}/ran-ok");
-    let out = sh(caller, &["--rw", &rw, "--cwd", &rw], &format!("touch {marker}; pwd"));
+    let out = sh(
+        caller,
+        &["--rw", &rw, "--cwd", &rw],
+        &format!("touch {marker}; pwd"),
+    );
     assert_code(&out, 0);
     assert_eq!(stdout(&out).trim(), rw);
-    assert!(Path::new(&marker).exists(), "positive control: a valid --cwd runs the command");
+    assert!(
+        Path::new(&marker).exists(),
+        "positive control: a valid --cwd runs the command"
+    );
 }
 
 /// Case 15: Unknown option, missing source, relative destination, `--rw /`, bad size: each 125, one
@@ -120,12 +169,23 @@ fn bad_input_refused(caller: Caller) {
         let script = format!("touch {marker}; echo ran");
         let out = sh(caller, &args, &script);
         assert_refused(&out);
-        assert!(stdout(&out).is_empty(), "{name}: nothing may run\n{}", describe(&out));
-        assert!(!Path::new(&marker).exists(), "{name}: refused but the command ran");
+        assert!(
+            stdout(&out).is_empty(),
+            "{name}: nothing may run\n{}",
+            describe(&out)
+        );
+        assert!(
+            !Path::new(&marker).exists(),
+            "{name}: refused but the command ran"
+        );
     }
     // Positive control: the same invocation minus the bad option runs and leaves its marker.
     let marker = format!("{rw}/ran-control");
-    let out = sh(caller, &["--rw", &rw, "--tmpfs", "/x:1M"], &format!("touch {marker}; echo ran"));
+    let out = sh(
+        caller,
+        &["--rw", &rw, "--tmpfs", "/x:1M"],
+        &format!("touch {marker}; echo ran"),
+    );
     assert_code(&out, 0);
     assert_eq!(stdout(&out), "ran\n");
     assert!(Path::new(&marker).exists());
@@ -140,7 +200,11 @@ fn exit_statuses(caller: Caller) {
     assert_code(&run(caller, &["--", "sh", "-c", "kill -TERM $$"]), 143);
     let out = run(caller, &["--", "stockade-no-such-program"]);
     assert_code(&out, 127);
-    assert!(stderr(&out).contains("stockade-no-such-program"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("stockade-no-such-program"),
+        "{}",
+        describe(&out)
+    );
     assert_code(&run(caller, &["--", "/no/such/path/prog"]), 127);
     let out = run(caller, &["--", "/etc/passwd"]);
     assert_code(&out, 126);
@@ -148,7 +212,8 @@ fn exit_statuses(caller: Caller) {
 }
 
 fn read_report(path: &str) -> serde_json::Value {
-    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("report {path} not written: {e}"));
+    let text =
+        fs::read_to_string(path).unwrap_or_else(|e| panic!("report {path} not written: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("report is not JSON ({e}): {text}"))
 }
 
@@ -157,9 +222,13 @@ fn assert_report_shape(r: &serde_json::Value) {
     for key in ["exit_code", "signal", "timed_out", "duration", "events"] {
         assert!(r.get(key).is_some(), "report lacks {key}: {r}");
     }
-    let d = r["duration"].as_f64().unwrap_or_else(|| panic!("duration is not a number: {r}"));
+    let d = r["duration"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("duration is not a number: {r}"));
     assert!((0.0..30.0).contains(&d), "implausible duration {d}: {r}");
-    let events = r["events"].as_array().unwrap_or_else(|| panic!("events is not an array: {r}"));
+    let events = r["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("events is not an array: {r}"));
     assert!(!events.is_empty(), "no events: {r}");
 }
 
@@ -170,7 +239,10 @@ fn report_json(caller: Caller) {
     let dir = marker_dir(caller, &t);
 
     let path = format!("{dir}/exit.json");
-    assert_code(&run(caller, &["--report", &path, "--", "sh", "-c", "exit 7"]), 7);
+    assert_code(
+        &run(caller, &["--report", &path, "--", "sh", "-c", "exit 7"]),
+        7,
+    );
     let r = read_report(&path);
     assert_report_shape(&r);
     assert_eq!(r["exit_code"], 7, "{r}");
@@ -178,7 +250,10 @@ fn report_json(caller: Caller) {
     assert_eq!(r["timed_out"], false, "{r}");
 
     let path = format!("{dir}/signal.json");
-    assert_code(&run(caller, &["--report", &path, "--", "sh", "-c", "kill -9 $$"]), 137);
+    assert_code(
+        &run(caller, &["--report", &path, "--", "sh", "-c", "kill -9 $$"]),
+        137,
+    );
     let r = read_report(&path);
     assert_report_shape(&r);
     assert_eq!(r["exit_code"], 137, "{r}");
@@ -186,7 +261,13 @@ fn report_json(caller: Caller) {
     assert_eq!(r["timed_out"], false, "{r}");
 
     let path = format!("{dir}/timeout.json");
-    assert_code(&run(caller, &["--report", &path, "--timeout", "1", "--", "sleep", "100"]), 124);
+    assert_code(
+        &run(
+            caller,
+            &["--report", &path, "--timeout", "1", "--", "sleep", "100"],
+        ),
+        124,
+    );
     let r = read_report(&path);
     assert_report_shape(&r);
     assert_eq!(r["exit_code"], 124, "{r}");
@@ -195,7 +276,17 @@ fn report_json(caller: Caller) {
     assert!((0.9..3.0).contains(&d), "timeout duration {d}: {r}");
 
     let path = format!("{dir}/refused.json");
-    assert_refused(&run(caller, &["--report", &path, "--ro", "/nonexistent-stockade-src", "--", "true"]));
+    assert_refused(&run(
+        caller,
+        &[
+            "--report",
+            &path,
+            "--ro",
+            "/nonexistent-stockade-src",
+            "--",
+            "true",
+        ],
+    ));
     let r = read_report(&path);
     assert_report_shape(&r);
     assert_eq!(r["exit_code"], 125, "{r}");
@@ -208,7 +299,10 @@ fn policy_file(caller: Caller) {
     let t = TestDir::new("policy");
     let data = t.mkdir("data");
     let file = t.write("data/f.txt", b"from-policy\n");
-    let good = t.write("good.toml", format!("# grants\nro = [\"{data}\"]\nhostname = \"pol\"\n").as_bytes());
+    let good = t.write(
+        "good.toml",
+        format!("# grants\nro = [\"{data}\"]\nhostname = \"pol\"\n").as_bytes(),
+    );
     let script = Script::new()
         .probe("read", &format!("cat {file}"))
         .probe("write", &format!("echo x > {file}"))
@@ -230,16 +324,36 @@ fn policy_file(caller: Caller) {
     // Command-line options add to the policy.
     let extra = t.mkdir("extra");
     t.write("extra/e.txt", b"from-cli\n");
-    let out = sh(caller, &["--policy", &good, "--ro", &extra], &format!("cat {file} {extra}/e.txt"));
+    let out = sh(
+        caller,
+        &["--policy", &good, "--ro", &extra],
+        &format!("cat {file} {extra}/e.txt"),
+    );
     assert_code(&out, 0);
     assert_eq!(stdout(&out), "from-policy\nfrom-cli\n");
 
     let rw = marker_dir(caller, &t);
     let marker = format!("{rw}/ran");
-    let bad = t.write("bad.toml", format!("ro = [\"{data}\"]\n\nstockade_bogus_key = 1\n").as_bytes());
-    let out = sh(caller, &["--policy", &bad, "--rw", &rw], &format!("touch {marker}"));
+    let bad = t.write(
+        "bad.toml",
+        format!("ro = [\"{data}\"]\n\nstockade_bogus_key = 1\n").as_bytes(),
+    );
+    let out = sh(
+        caller,
+        &["--policy", &bad, "--rw", &rw],
+        &format!("touch {marker}"),
+    );
     let line = assert_refused(&out);
-    assert!(line.contains("stockade_bogus_key"), "refusal must name the key: {line}");
-    assert!(line.contains(":3"), "refusal must name the line (:3): {line}");
-    assert!(!Path::new(&marker).exists(), "refused policy but the command ran");
+    assert!(
+        line.contains("stockade_bogus_key"),
+        "refusal must name the key: {line}"
+    );
+    assert!(
+        line.contains(":3"),
+        "refusal must name the line (:3): {line}"
+    );
+    assert!(
+        !Path::new(&marker).exists(),
+        "refused policy but the command ran"
+    );
 }

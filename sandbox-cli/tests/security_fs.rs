@@ -62,7 +62,10 @@ fn host_canaries_unreadable(caller: Caller) {
             .args(["-u", TEST_USER, "--", "cat", &ssh_key, &secret])
             .output()
             .unwrap();
-        assert!(o.status.success(), "outside the sandbox the user can read the canaries: {o:?}");
+        assert!(
+            o.status.success(),
+            "outside the sandbox the user can read the canaries: {o:?}"
+        );
     }
 
     let script = Script::new()
@@ -73,7 +76,16 @@ fn host_canaries_unreadable(caller: Caller) {
         .probe("parent_listing", &format!("ls {}", t.join("")))
         .probe("home_ls", &format!("ls {}", t.join("home")))
         .build();
-    let out = sh(caller, &["--ro", &granted, "--env", &format!("HOME={}", t.join("home"))], &script);
+    let out = sh(
+        caller,
+        &[
+            "--ro",
+            &granted,
+            "--env",
+            &format!("HOME={}", t.join("home")),
+        ],
+        &script,
+    );
     assert_code(&out, 0);
     let p = probes(&out);
     p.ok("granted", "granted-content");
@@ -126,13 +138,33 @@ fn ro_writes_fail(caller: Caller) {
     p.fails_with("root_mkdir", "Read-only file system");
     // Opening an existing root-owned file: the permission check may come before the read-only
     // check (the caller has no capabilities inside), so either errno proves the refusal.
-    p.fails_with_one_of("usr_existing", &["Read-only file system", "Permission denied"]);
+    p.fails_with_one_of(
+        "usr_existing",
+        &["Read-only file system", "Permission denied"],
+    );
     p.ok("read_after", "original bytes");
 
-    assert_eq!(fs::read(&f).unwrap(), before, "host bytes of the --ro file changed");
-    assert_eq!(listing(Path::new(&ro)), listing_before, "host listing of the --ro dir changed");
-    assert_eq!(fs::read("/usr/bin/env").unwrap(), env_before, "/usr/bin/env changed");
-    for p in ["/usr/stockade-x", "/etc/stockade-x", "/stockade-x", "/stockade-d"] {
+    assert_eq!(
+        fs::read(&f).unwrap(),
+        before,
+        "host bytes of the --ro file changed"
+    );
+    assert_eq!(
+        listing(Path::new(&ro)),
+        listing_before,
+        "host listing of the --ro dir changed"
+    );
+    assert_eq!(
+        fs::read("/usr/bin/env").unwrap(),
+        env_before,
+        "/usr/bin/env changed"
+    );
+    for p in [
+        "/usr/stockade-x",
+        "/etc/stockade-x",
+        "/stockade-x",
+        "/stockade-d",
+    ] {
         assert!(!Path::new(p).exists(), "{p} appeared on the host");
     }
 }
@@ -147,9 +179,18 @@ fn rw_writes_land(caller: Caller) {
     let ro = t.mkdir("ro");
 
     let script = Script::new()
-        .probe("create", &format!("echo created-inside > {rw}/new.txt && cat {rw}/new.txt"))
-        .probe("append", &format!("echo line2 >> {existing} && cat {existing}"))
-        .probe("mkdir", &format!("mkdir {rw}/sub && echo nested > {rw}/sub/n.txt"))
+        .probe(
+            "create",
+            &format!("echo created-inside > {rw}/new.txt && cat {rw}/new.txt"),
+        )
+        .probe(
+            "append",
+            &format!("echo line2 >> {existing} && cat {existing}"),
+        )
+        .probe(
+            "mkdir",
+            &format!("mkdir {rw}/sub && echo nested > {rw}/sub/n.txt"),
+        )
         .probe("ro_sibling", &format!("echo x > {ro}/x"))
         .build();
     let out = sh(caller, &["--rw", &rw, "--ro", &ro], &script);
@@ -160,12 +201,22 @@ fn rw_writes_land(caller: Caller) {
     p.ok_any("mkdir");
     p.fails_with("ro_sibling", "Read-only file system");
 
-    assert_eq!(fs::read_to_string(format!("{rw}/new.txt")).unwrap(), "created-inside\n");
+    assert_eq!(
+        fs::read_to_string(format!("{rw}/new.txt")).unwrap(),
+        "created-inside\n"
+    );
     assert_eq!(fs::read_to_string(&existing).unwrap(), "line1\nline2\n");
-    assert_eq!(fs::read_to_string(format!("{rw}/sub/n.txt")).unwrap(), "nested\n");
+    assert_eq!(
+        fs::read_to_string(format!("{rw}/sub/n.txt")).unwrap(),
+        "nested\n"
+    );
     let want = (caller.host_uid(), caller.host_gid());
     for f in ["new.txt", "sub", "sub/n.txt"] {
-        assert_eq!(owner(&Path::new(&rw).join(f)), want, "host owner of {f} written through --rw");
+        assert_eq!(
+            owner(&Path::new(&rw).join(f)),
+            want,
+            "host owner of {f} written through --rw"
+        );
     }
     assert_eq!(listing(Path::new(&ro)), Vec::<String>::new());
 }
@@ -185,11 +236,22 @@ fn overlay_writes_vanish(caller: Caller) {
     let snapshot = |path: &str| {
         let m = fs::symlink_metadata(path).unwrap();
         use std::os::unix::fs::MetadataExt;
-        (fs::read(path).unwrap(), xattrs(Path::new(path)), m.mode(), m.uid(), m.gid(), m.mtime(), m.mtime_nsec())
+        (
+            fs::read(path).unwrap(),
+            xattrs(Path::new(path)),
+            m.mode(),
+            m.uid(),
+            m.gid(),
+            m.mtime(),
+            m.mtime_nsec(),
+        )
     };
     let f_before = snapshot(&f);
     let g_before = snapshot(&g);
-    assert_eq!(f_before.1.get("user.stockade").map(Vec::as_slice), Some(&b"lower-xattr"[..]));
+    assert_eq!(
+        f_before.1.get("user.stockade").map(Vec::as_slice),
+        Some(&b"lower-xattr"[..])
+    );
     let listing_before = listing(Path::new(&ov));
 
     let script = Script::new()
@@ -197,7 +259,10 @@ fn overlay_writes_vanish(caller: Caller) {
         .probe("overwrite", &format!("echo upper bytes > {f} && cat {f}"))
         .probe("append", &format!("echo more >> {f} && cat {f}"))
         .probe("delete", &format!("rm {g} && ls {ov}"))
-        .probe("create", &format!("echo brand new > {ov}/new.txt && cat {ov}/new.txt"))
+        .probe(
+            "create",
+            &format!("echo brand new > {ov}/new.txt && cat {ov}/new.txt"),
+        )
         .probe("mkdir", &format!("mkdir {ov}/newdir && ls {ov}"))
         .build();
     let out = sh(caller, &["--overlay", &ov], &script);
@@ -210,12 +275,30 @@ fn overlay_writes_vanish(caller: Caller) {
     p.ok("create", "brand new");
     p.ok("mkdir", "file.txt new.txt newdir");
 
-    assert_eq!(snapshot(&f), f_before, "host file (bytes, xattrs, mode, owner, mtime) changed");
-    assert_eq!(snapshot(&g), g_before, "host file deleted in the overlay changed");
-    assert_eq!(listing(Path::new(&ov)), listing_before, "host listing of the overlay dir changed");
+    assert_eq!(
+        snapshot(&f),
+        f_before,
+        "host file (bytes, xattrs, mode, owner, mtime) changed"
+    );
+    assert_eq!(
+        snapshot(&g),
+        g_before,
+        "host file deleted in the overlay changed"
+    );
+    assert_eq!(
+        listing(Path::new(&ov)),
+        listing_before,
+        "host listing of the overlay dir changed"
+    );
 
     // A second run sees the pristine lower again: the upper was discarded.
-    let out = sh(caller, &["--overlay", &ov], &Script::new().probe("again", &format!("cat {f}; ls {ov}")).build());
+    let out = sh(
+        caller,
+        &["--overlay", &ov],
+        &Script::new()
+            .probe("again", &format!("cat {f}; ls {ov}"))
+            .build(),
+    );
     assert_code(&out, 0);
     probes(&out).ok("again", "lower bytes doomed.txt file.txt");
 }
@@ -238,7 +321,10 @@ fn kernel_interfaces_masked(caller: Caller) {
         .probe("kallsyms", "cat /proc/kallsyms | wc -c")
         .probe("sysrq", "echo h > /proc/sysrq-trigger")
         .probe("proc_self", "cat /proc/self/comm")
-        .probe("proc_sys_hostname", "echo pwned > /proc/sys/kernel/hostname")
+        .probe(
+            "proc_sys_hostname",
+            "echo pwned > /proc/sys/kernel/hostname",
+        )
         .probe("proc_sys_drop_caches", "echo 1 > /proc/sys/vm/drop_caches")
         .probe("proc_sys_read", "cat /proc/sys/kernel/ostype")
         .build();
@@ -260,13 +346,24 @@ fn kernel_interfaces_masked(caller: Caller) {
     p.ok("keys", "0");
     p.ok("kallsyms", "0");
     // Absent (this host's kernel has none) or masked read-only: never a successful write.
-    p.fails_with_one_of("sysrq", &["No such file or directory", "nonexistent", "Read-only file system", "Permission denied"]);
+    p.fails_with_one_of(
+        "sysrq",
+        &[
+            "No such file or directory",
+            "nonexistent",
+            "Read-only file system",
+            "Permission denied",
+        ],
+    );
 }
 
 /// Case 19: No /home, /root, /run or /var in the default view; /usr/bin/env is there.
 fn default_view_minimal(caller: Caller) {
     let script = Script::new()
-        .probe("env", "test -x /usr/bin/env && /usr/bin/env true && echo ok")
+        .probe(
+            "env",
+            "test -x /usr/bin/env && /usr/bin/env true && echo ok",
+        )
         .probe("usr", "ls -d /usr/bin")
         .probe("home", "ls /home")
         .probe("root", "ls /root")
@@ -299,7 +396,10 @@ fn nested_ro_inside_rw(caller: Caller) {
             opts.rotate_left(2);
         }
         let script = Script::new()
-            .probe("repo_write", &format!("echo code > {repo}/main.rs && cat {repo}/main.rs"))
+            .probe(
+                "repo_write",
+                &format!("echo code > {repo}/main.rs && cat {repo}/main.rs"),
+            )
             .probe("git_read", &format!("cat {config}"))
             .probe("git_write", &format!("echo pwned >> {config}"))
             .probe("git_hook", &format!("echo pwned > {git}/hooks/pre-commit"))
@@ -311,8 +411,15 @@ fn nested_ro_inside_rw(caller: Caller) {
         p.ok("git_read", "[core]");
         p.fails_with("git_write", "Read-only file system");
         p.fails_with("git_hook", "Read-only file system");
-        assert_eq!(fs::read(&config).unwrap(), b"[core]\n", "host .git/config changed (options {opts:?})");
-        assert!(!Path::new(&git).join("hooks/pre-commit").exists(), "a hook was planted on the host (options {opts:?})");
+        assert_eq!(
+            fs::read(&config).unwrap(),
+            b"[core]\n",
+            "host .git/config changed (options {opts:?})"
+        );
+        assert!(
+            !Path::new(&git).join("hooks/pre-commit").exists(),
+            "a hook was planted on the host (options {opts:?})"
+        );
     }
 }
 
@@ -326,7 +433,10 @@ fn dst_under_system_dir(caller: Caller) {
 
     let out = run(caller, &["--ro", &format!("{d}:{name}"), "--", "true"]);
     let line = assert_refused(&out);
-    assert!(line.contains("Read-only file system") || line.contains("EROFS"), "{line}");
+    assert!(
+        line.contains("Read-only file system") || line.contains("EROFS"),
+        "{line}"
+    );
     assert!(!Path::new(&name).exists(), "{name} was created on the host");
 
     // Positive control: a destination outside the system dirs works.

@@ -54,11 +54,20 @@ for_each_caller! {
 /// Case 5: /proc lists only the sandbox's few pids, PID 1 is stockade-init and the command's parent;
 /// a host `sleep` and the test process are neither listed nor signalable.
 fn proc_only_sandbox_pids(caller: Caller) {
-    let mut host_sleep = Command::new("sleep").arg("30").spawn().expect("spawn host sleep");
+    let mut host_sleep = Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("spawn host sleep");
     let host_pid = host_sleep.id();
     let me = std::process::id();
-    assert!(host_pid > 10 && me > 10, "host pids too small to be distinguishable: {host_pid} {me}");
-    assert!(fs::metadata(format!("/proc/{host_pid}")).is_ok(), "positive control: the host sleep runs");
+    assert!(
+        host_pid > 10 && me > 10,
+        "host pids too small to be distinguishable: {host_pid} {me}"
+    );
+    assert!(
+        fs::metadata(format!("/proc/{host_pid}")).is_ok(),
+        "positive control: the host sleep runs"
+    );
 
     let script = Script::new()
         .raw("echo \"@shpid rc=0 out=$$\"")
@@ -77,13 +86,35 @@ fn proc_only_sandbox_pids(caller: Caller) {
     assert_code(&out, 0);
     let p = probes(&out);
 
-    let pids: Vec<u32> = p.ok_any("pids").split_whitespace().map(|s| s.parse().unwrap()).collect();
-    assert!(pids.contains(&1), "PID 1 missing from /proc inside: {pids:?}\n{}", p.all());
-    assert!(pids.len() < 10, "too many pids visible inside: {pids:?}\n{}", p.all());
-    assert!(!pids.contains(&host_pid) && !pids.contains(&me), "host pid visible: {pids:?}");
+    let pids: Vec<u32> = p
+        .ok_any("pids")
+        .split_whitespace()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert!(
+        pids.contains(&1),
+        "PID 1 missing from /proc inside: {pids:?}\n{}",
+        p.all()
+    );
+    assert!(
+        pids.len() < 10,
+        "too many pids visible inside: {pids:?}\n{}",
+        p.all()
+    );
+    assert!(
+        !pids.contains(&host_pid) && !pids.contains(&me),
+        "host pid visible: {pids:?}"
+    );
     let shpid: u32 = p.ok_any("shpid").parse().unwrap();
-    assert!(pids.contains(&shpid), "the command's own pid {shpid} is listed");
-    assert!(p.ok_any("init_cmdline").contains("stockade-init"), "{}", p.all());
+    assert!(
+        pids.contains(&shpid),
+        "the command's own pid {shpid} is listed"
+    );
+    assert!(
+        p.ok_any("init_cmdline").contains("stockade-init"),
+        "{}",
+        p.all()
+    );
     p.ok("ppid", "1");
     p.ok("init_kill", "ok");
     p.fails_with("host_pid_dir", "No such file or directory");
@@ -94,7 +125,10 @@ fn proc_only_sandbox_pids(caller: Caller) {
 /// Case 6: /proc/net/dev lists only `lo`; /sys/class/net does not exist (no /sys).
 fn only_loopback(caller: Caller) {
     let script = Script::new()
-        .probe("ifaces", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '")
+        .probe(
+            "ifaces",
+            "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '",
+        )
         .probe("lo_up", "grep -c 'lo:' /proc/net/dev")
         .probe("sys_class_net", "ls /sys/class/net")
         .build();
@@ -112,10 +146,16 @@ fn no_capabilities(caller: Caller) {
     if caller == Caller::Root {
         let mine = fs::read_to_string("/proc/self/status").unwrap();
         let eff = mine.lines().find(|l| l.starts_with("CapEff:")).unwrap();
-        assert!(!eff.ends_with("0000000000000000"), "positive control: the root caller has caps: {eff}");
+        assert!(
+            !eff.ends_with("0000000000000000"),
+            "positive control: the root caller has caps: {eff}"
+        );
     }
     let script = Script::new()
-        .probe("status", "grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' /proc/self/status | tr -d '\\t'")
+        .probe(
+            "status",
+            "grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' /proc/self/status | tr -d '\\t'",
+        )
         .probe("uid", "id -u")
         .build();
     let out = sh(caller, &[] as &[&str], &script);
@@ -135,7 +175,10 @@ fn private_hostname(caller: Caller) {
     let custom = format!("sbx-{}", random_hex(4));
     assert_ne!(host_before, "stockade");
 
-    let script = Script::new().probe("uname", "uname -n").probe("kernel", "cat /proc/sys/kernel/hostname").build();
+    let script = Script::new()
+        .probe("uname", "uname -n")
+        .probe("kernel", "cat /proc/sys/kernel/hostname")
+        .build();
     let out = sh(caller, &[] as &[&str], &script);
     assert_code(&out, 0);
     let p = probes(&out);
@@ -165,14 +208,33 @@ fn env_scrubbed(caller: Caller) {
         .env("SSH_AUTH_SOCK", "/tmp/canary-agent.sock")
         .env("LD_PRELOAD", "/nonexistent/stockade-canary-preload.so")
         .env("STOCKADE_PASS_CANARY", "passed-through")
-        .args(["--env", "FOO=bar", "--pass-env", "STOCKADE_PASS_CANARY", "--", "env"]);
+        .args([
+            "--env",
+            "FOO=bar",
+            "--pass-env",
+            "STOCKADE_PASS_CANARY",
+            "--",
+            "env",
+        ]);
     let out = cmd.output().unwrap();
     assert_code(&out, 0);
     let text = stdout(&out);
     let vars: BTreeSet<&str> = text.lines().collect();
-    assert!(vars.contains("FOO=bar"), "--env FOO=bar missing\n{}", describe(&out));
-    assert!(vars.contains("STOCKADE_PASS_CANARY=passed-through"), "--pass-env missing\n{}", describe(&out));
-    assert!(vars.iter().any(|v| v.starts_with("PATH=")), "no PATH inside\n{}", describe(&out));
+    assert!(
+        vars.contains("FOO=bar"),
+        "--env FOO=bar missing\n{}",
+        describe(&out)
+    );
+    assert!(
+        vars.contains("STOCKADE_PASS_CANARY=passed-through"),
+        "--pass-env missing\n{}",
+        describe(&out)
+    );
+    assert!(
+        vars.iter().any(|v| v.starts_with("PATH=")),
+        "no PATH inside\n{}",
+        describe(&out)
+    );
     for canary in ["AWS_SECRET_ACCESS_KEY", "SSH_AUTH_SOCK", "LD_PRELOAD"] {
         assert!(
             !vars.iter().any(|v| v.starts_with(&format!("{canary}="))),
@@ -180,7 +242,11 @@ fn env_scrubbed(caller: Caller) {
             describe(&out)
         );
     }
-    assert!(!text.contains("canary-aws-secret") && !text.contains("canary-agent.sock"), "{}", describe(&out));
+    assert!(
+        !text.contains("canary-aws-secret") && !text.contains("canary-agent.sock"),
+        "{}",
+        describe(&out)
+    );
 }
 
 /// Case 10: A non-CLOEXEC fd the CLI inherits (fd 57) is not open inside; the same setup without the
@@ -222,7 +288,9 @@ fn no_fd_leak(caller: Caller) {
     plain.args(["/proc/self/fd"]).current_dir("/");
     let out = with_leak(plain);
     assert!(
-        stdout(&out).split_whitespace().any(|f| f == LEAK_FD.to_string()),
+        stdout(&out)
+            .split_whitespace()
+            .any(|f| f == LEAK_FD.to_string()),
         "positive control: fd {LEAK_FD} should be inherited outside the sandbox\n{}",
         describe(&out)
     );
@@ -238,9 +306,20 @@ fn no_fd_leak(caller: Caller) {
     drop(file);
     assert_code(&out, 0);
     let p = probes(&out);
-    let fds: BTreeSet<i32> = p.ok_any("fds").split_whitespace().map(|s| s.parse().unwrap()).collect();
-    assert!(fds.is_superset(&BTreeSet::from([0, 1, 2])), "stdio missing: {fds:?}");
-    assert!(fds.is_subset(&BTreeSet::from([0, 1, 2, 3])), "unexpected fds inside: {fds:?}\n{}", p.all());
+    let fds: BTreeSet<i32> = p
+        .ok_any("fds")
+        .split_whitespace()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert!(
+        fds.is_superset(&BTreeSet::from([0, 1, 2])),
+        "stdio missing: {fds:?}"
+    );
+    assert!(
+        fds.is_subset(&BTreeSet::from([0, 1, 2, 3])),
+        "unexpected fds inside: {fds:?}\n{}",
+        p.all()
+    );
     assert!(!fds.contains(&LEAK_FD));
     p.fails_with("leak", "No such file or directory");
     p.fails_with("leak_dev_fd", "No such file or directory");
@@ -266,8 +345,15 @@ fn nothing_outlives_run(caller: Caller) {
     let out = sh(caller, &[] as &[&str], &script);
     let elapsed = t0.elapsed();
     assert_code(&out, 0);
-    assert!(stdout(&out).contains(&format!("started-{n}")), "the daemon never started\n{}", describe(&out));
-    assert!(elapsed < Duration::from_secs(10), "the CLI waited for the daemon: {elapsed:?}");
+    assert!(
+        stdout(&out).contains(&format!("started-{n}")),
+        "the daemon never started\n{}",
+        describe(&out)
+    );
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "the CLI waited for the daemon: {elapsed:?}"
+    );
     let left = procs_with(&marker);
     assert!(left.is_empty(), "processes outlived the sandbox: {left:?}");
 }
@@ -275,7 +361,10 @@ fn nothing_outlives_run(caller: Caller) {
 /// Spawn the CLI and watch the host's process table while it runs: returns the output, the
 /// elapsed time, and every (pid, state, cmdline) containing `marker` seen meanwhile (the
 /// CLI/runuser processes themselves excluded).
-fn watch(mut cmd: Command, marker: &str) -> (std::process::Output, Duration, Vec<(i32, char, String)>) {
+fn watch(
+    mut cmd: Command,
+    marker: &str,
+) -> (std::process::Output, Duration, Vec<(i32, char, String)>) {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let t0 = Instant::now();
     let mut child = cmd.spawn().expect("spawn the CLI");
@@ -283,7 +372,8 @@ fn watch(mut cmd: Command, marker: &str) -> (std::process::Output, Duration, Vec
     loop {
         for (pid, state, cl) in procs_with(marker) {
             let first = cl.split_whitespace().next().unwrap_or("");
-            if pid as u32 == child.id() || first.ends_with("runuser") || first.ends_with("stockade") {
+            if pid as u32 == child.id() || first.ends_with("runuser") || first.ends_with("stockade")
+            {
                 continue;
             }
             seen.push((pid, state, cl));
@@ -298,7 +388,11 @@ fn watch(mut cmd: Command, marker: &str) -> (std::process::Output, Duration, Vec
         sleep(Duration::from_millis(20));
     }
     let elapsed = t0.elapsed();
-    (child.wait_with_output().expect("collect output"), elapsed, seen)
+    (
+        child.wait_with_output().expect("collect output"),
+        elapsed,
+        seen,
+    )
 }
 
 /// Case 12a: `--timeout 1 sleep 100` returns 124 within 3 s, and the sleep is gone.
@@ -309,9 +403,19 @@ fn timeout_plain(caller: Caller) {
     let (out, elapsed, seen) = watch(cmd, &marker);
     assert_code(&out, 124);
     assert!(elapsed < Duration::from_secs(3), "timeout took {elapsed:?}");
-    assert!(elapsed >= Duration::from_millis(900), "returned before the timeout: {elapsed:?}");
-    assert!(seen.iter().any(|(_, _, cl)| cl.starts_with("sleep ")), "positive control: sleep was running: {seen:?}");
-    assert!(procs_with(&marker).is_empty(), "left behind: {:?}", procs_with(&marker));
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "returned before the timeout: {elapsed:?}"
+    );
+    assert!(
+        seen.iter().any(|(_, _, cl)| cl.starts_with("sleep ")),
+        "positive control: sleep was running: {seen:?}"
+    );
+    assert!(
+        procs_with(&marker).is_empty(),
+        "left behind: {:?}",
+        procs_with(&marker)
+    );
 
     // Positive control: a quick command under the same timeout keeps its own status.
     let out = run(caller, &["--timeout", "1", "--", "sh", "-c", "exit 3"]);
@@ -335,15 +439,35 @@ fn timeout_hostile_tree(caller: Caller) {
         .as_bytes(),
     );
     let mut cmd = command(caller);
-    cmd.args(["--ro", t.path().to_str().unwrap(), "--timeout", "1", "--", "sh", &script]);
+    cmd.args([
+        "--ro",
+        t.path().to_str().unwrap(),
+        "--timeout",
+        "1",
+        "--",
+        "sh",
+        &script,
+    ]);
     let (out, elapsed, seen) = watch(cmd, &n);
     assert_code(&out, 124);
     assert!(elapsed < Duration::from_secs(3), "timeout took {elapsed:?}");
     assert!(stdout(&out).contains("started"), "{}", describe(&out));
     // Positive control: every member of the tree existed, and the first one was stopped.
-    assert!(seen.iter().any(|(_, st, cl)| cl.contains(&format!("sleep 100.{n}")) && *st == 'T'), "no stopped member seen: {seen:?}");
-    assert!(seen.iter().any(|(_, _, cl)| cl.starts_with(&format!("sleep 200.{n}"))), "no setsid member seen: {seen:?}");
-    assert!(seen.iter().any(|(_, _, cl)| cl.starts_with(&format!("sleep 300.{n}"))), "no main sleep seen: {seen:?}");
+    assert!(
+        seen.iter()
+            .any(|(_, st, cl)| cl.contains(&format!("sleep 100.{n}")) && *st == 'T'),
+        "no stopped member seen: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|(_, _, cl)| cl.starts_with(&format!("sleep 200.{n}"))),
+        "no setsid member seen: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|(_, _, cl)| cl.starts_with(&format!("sleep 300.{n}"))),
+        "no main sleep seen: {seen:?}"
+    );
     let left = procs_with(&n);
     assert!(left.is_empty(), "processes outlived the timeout: {left:?}");
 }
@@ -355,9 +479,16 @@ fn find_stockade_pid(root: u32) -> Option<i32> {
     for _ in 0..4 {
         let mut next = Vec::new();
         for e in fs::read_dir("/proc").ok()?.flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-            let Ok(stat) = fs::read_to_string(e.path().join("stat")) else { continue };
-            let ppid: i32 = stat.rsplit_once(") ").and_then(|(_, r)| r.split(' ').nth(1)?.parse().ok()).unwrap_or(0);
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            let ppid: i32 = stat
+                .rsplit_once(") ")
+                .and_then(|(_, r)| r.split(' ').nth(1)?.parse().ok())
+                .unwrap_or(0);
             if frontier.contains(&ppid) {
                 next.push(pid);
             }
@@ -368,7 +499,12 @@ fn find_stockade_pid(root: u32) -> Option<i32> {
     all.insert(0, root as i32);
     all.into_iter().find(|pid| {
         fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|c| c.split(|b| *b == 0).next().unwrap_or(&[]).ends_with(b"/stockade"))
+            .map(|c| {
+                c.split(|b| *b == 0)
+                    .next()
+                    .unwrap_or(&[])
+                    .ends_with(b"/stockade")
+            })
             .unwrap_or(false)
     })
 }
@@ -380,7 +516,10 @@ fn cli_death_kills_tree(caller: Caller) {
     let t = TestDir::new("clikill");
     let script = t.write(
         "tree.sh",
-        format!("trap '' TERM HUP\n(trap '' TERM HUP; setsid sleep 500.{n} &)\nexec sleep 400.{n}\n").as_bytes(),
+        format!(
+            "trap '' TERM HUP\n(trap '' TERM HUP; setsid sleep 500.{n} &)\nexec sleep 400.{n}\n"
+        )
+        .as_bytes(),
     );
     let mut cmd = command(caller);
     cmd.args(["--ro", t.path().to_str().unwrap(), "--", "sh", &script]);
@@ -392,7 +531,11 @@ fn cli_death_kills_tree(caller: Caller) {
     }
     let running = procs_with(&n);
     let cli = find_stockade_pid(child.id());
-    assert_eq!(running.len(), 2, "positive control: both sleeps should run: {running:?}");
+    assert_eq!(
+        running.len(),
+        2,
+        "positive control: both sleeps should run: {running:?}"
+    );
     let cli = cli.expect("the stockade process");
     // SAFETY: plain kill(2) of a pid we just found as our descendant.
     assert_eq!(unsafe { libc::kill(cli, libc::SIGKILL) }, 0);
@@ -410,13 +553,19 @@ fn cli_death_kills_tree(caller: Caller) {
 /// ordinary commands run.
 fn setuid_grants_nothing(caller: Caller) {
     let script = Script::new()
-        .probe("suid_bit", "stat -c %A /usr/bin/mount /usr/bin/su | cut -c4 | tr -d '\\n'")
+        .probe(
+            "suid_bit",
+            "stat -c %A /usr/bin/mount /usr/bin/su | cut -c4 | tr -d '\\n'",
+        )
         .probe("plain", "true && echo ok")
         .probe("touch", "echo marker > /tmp/before-mount && echo ok")
         .probe("mount", "mount -t tmpfs x /tmp")
         .probe("tmp_after", "cat /tmp/before-mount")
         .probe("su", "su -c 'echo escalated' root")
-        .probe("usr_nosuid", "grep ' /usr ' /proc/self/mounts | grep -c nosuid")
+        .probe(
+            "usr_nosuid",
+            "grep ' /usr ' /proc/self/mounts | grep -c nosuid",
+        )
         .probe("caps_after", "grep CapEff /proc/self/status | tr -d '\\t'")
         // Nested user namespaces (a fresh capability set) are refused by the
         // sandbox's own namespace limit; positive control: the limit reads 0 and
@@ -439,7 +588,11 @@ fn setuid_grants_nothing(caller: Caller) {
     }
     p.ok("tmp_after", "marker");
     let su = p.get("su");
-    assert!(su.rc != 0 && !su.out.contains("escalated"), "su must fail: {su:?}\n{}", p.all());
+    assert!(
+        su.rc != 0 && !su.out.contains("escalated"),
+        "su must fail: {su:?}\n{}",
+        p.all()
+    );
     p.ok("usr_nosuid", "1");
     p.ok("caps_after", "CapEff:0000000000000000");
     p.ok("userns_limit", "0");

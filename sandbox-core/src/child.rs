@@ -214,7 +214,9 @@ impl Child {
         if let Some(c) = &self.control {
             match wire::send(c.as_fd(), &Control::Kill, &[]) {
                 Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EPIPE) || e.raw_os_error() == Some(libc::ECONNRESET) => {}
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EPIPE)
+                        || e.raw_os_error() == Some(libc::ECONNRESET) => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -254,20 +256,40 @@ impl Child {
             o.read_to_end(&mut stdout)?;
         }
         let stderr = match err_reader {
-            Some(h) => h.join().map_err(|_| io::Error::other("stderr reader panicked"))??,
+            Some(h) => h
+                .join()
+                .map_err(|_| io::Error::other("stderr reader panicked"))??,
             None => Vec::new(),
         };
         let status = self.wait()?;
-        Ok(Output { status, stdout, stderr })
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
     }
 
     fn receive(&mut self, nonblocking: bool) -> Result<(), Error> {
         let Some(control) = &self.control else {
-            return Err(Error::Helper("the sandbox's control channel is closed".into()));
+            return Err(Error::Helper(
+                "the sandbox's control channel is closed".into(),
+            ));
         };
         match wire::recv::<Report>(control.as_fd(), nonblocking) {
-            Ok(Some((Report::Exited { code, signal, timed_out }, _))) => {
-                self.status = Some(ExitStatus { code, signal, timed_out, duration: self.started.elapsed() });
+            Ok(Some((
+                Report::Exited {
+                    code,
+                    signal,
+                    timed_out,
+                },
+                _,
+            ))) => {
+                self.status = Some(ExitStatus {
+                    code,
+                    signal,
+                    timed_out,
+                    duration: self.started.elapsed(),
+                });
                 self.finish();
                 Ok(())
             }
@@ -275,10 +297,14 @@ impl Child {
                 self.finish();
                 Err(Error::Setup(f))
             }
-            Ok(Some((other, _))) => Err(Error::Helper(format!("unexpected report from the helper: {other:?}"))),
+            Ok(Some((other, _))) => Err(Error::Helper(format!(
+                "unexpected report from the helper: {other:?}"
+            ))),
             Ok(None) => {
                 self.finish();
-                Err(Error::Helper("the sandbox ended without reporting its exit status".into()))
+                Err(Error::Helper(
+                    "the sandbox ended without reporting its exit status".into(),
+                ))
             }
             Err(e) if nonblocking && e.raw_os_error() == Some(libc::EAGAIN) => Ok(()),
             Err(e) => Err(e.into()),

@@ -62,15 +62,30 @@ pub struct Check {
 
 impl Check {
     fn ok(layer: &str, detail: String) -> Self {
-        Check { layer: layer.into(), status: Status::Ok, detail, remedy: None }
+        Check {
+            layer: layer.into(),
+            status: Status::Ok,
+            detail,
+            remedy: None,
+        }
     }
 
     fn limited(layer: &str, detail: String, remedy: String) -> Self {
-        Check { layer: layer.into(), status: Status::Limited, detail, remedy: Some(remedy) }
+        Check {
+            layer: layer.into(),
+            status: Status::Limited,
+            detail,
+            remedy: Some(remedy),
+        }
     }
 
     fn missing(layer: &str, detail: String, remedy: String) -> Self {
-        Check { layer: layer.into(), status: Status::Missing, detail, remedy: Some(remedy) }
+        Check {
+            layer: layer.into(),
+            status: Status::Missing,
+            detail,
+            remedy: Some(remedy),
+        }
     }
 }
 
@@ -96,7 +111,11 @@ impl fmt::Display for Report {
     /// One line per check (`layer  status  detail`), the remedy on an indented `fix:`
     /// line (continuation lines aligned under it), then a one-line summary.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "stockade doctor: kernel {}, caller {}", self.kernel, self.caller)?;
+        writeln!(
+            f,
+            "stockade doctor: kernel {}, caller {}",
+            self.kernel, self.caller
+        )?;
         let width = self.checks.iter().map(|c| c.layer.len()).max().unwrap_or(0);
         let indent = " ".repeat(width + 2);
         for c in &self.checks {
@@ -109,7 +128,11 @@ impl fmt::Display for Report {
             }
         }
         let names = |s: Status| -> Vec<&str> {
-            self.checks.iter().filter(|c| c.status == s).map(|c| c.layer.as_str()).collect()
+            self.checks
+                .iter()
+                .filter(|c| c.status == s)
+                .map(|c| c.layer.as_str())
+                .collect()
         };
         let (missing, limited) = (names(Status::Missing), names(Status::Limited));
         match (missing.is_empty(), limited.is_empty()) {
@@ -125,12 +148,20 @@ impl fmt::Display for Report {
 pub fn report(end_to_end: impl FnOnce() -> Result<(), String>) -> Report {
     let facts = Facts::probe();
     let mut checks = facts.checks();
-    let missing: Vec<&str> = checks.iter().filter(|c| c.status == Status::Missing).map(|c| c.layer.as_str()).collect();
+    let missing: Vec<&str> = checks
+        .iter()
+        .filter(|c| c.status == Status::Missing)
+        .map(|c| c.layer.as_str())
+        .collect();
     let end_to_end = check_end_to_end(end_to_end(), &missing);
     checks.push(end_to_end);
     Report {
         kernel: facts.release.clone(),
-        caller: if facts.euid == 0 { "root".into() } else { format!("uid {}", facts.euid) },
+        caller: if facts.euid == 0 {
+            "root".into()
+        } else {
+            format!("uid {}", facts.euid)
+        },
         checks,
     }
 }
@@ -202,11 +233,15 @@ impl Facts {
     fn probe() -> Self {
         let release = kernel_release();
         let status = read("/proc/self/status").unwrap_or_default();
-        let initial_userns = read("/proc/self/uid_map").map_or(true, |m| parse::is_initial_uid_map(&m));
-        let cap_sys_admin = parse::status_field(&status, "CapEff").is_some_and(|m| parse::cap_mask_has(m, 21));
+        let initial_userns =
+            read("/proc/self/uid_map").map_or(true, |m| parse::is_initial_uid_map(&m));
+        let cap_sys_admin =
+            parse::status_field(&status, "CapEff").is_some_and(|m| parse::cap_mask_has(m, 21));
         let mounts = parse::parse_mountinfo(&read("/proc/self/mountinfo").unwrap_or_default());
         let proc_cgroup = parse::parse_proc_cgroup(&read("/proc/self/cgroup").unwrap_or_default());
-        let cgroup_layout = cgroups::layout(&proc_cgroup, &mounts, &|dir| read(dir.join("cgroup.controllers")));
+        let cgroup_layout = cgroups::layout(&proc_cgroup, &mounts, &|dir| {
+            read(dir.join("cgroup.controllers"))
+        });
         Facts {
             version: KernelVersion::parse(&release),
             release,
@@ -216,12 +251,19 @@ impl Facts {
             userns: UsernsSysctls {
                 max_user_namespaces: read_int("/proc/sys/user/max_user_namespaces"),
                 unprivileged_userns_clone: read_int("/proc/sys/kernel/unprivileged_userns_clone"),
-                apparmor_restrict: read_int("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"),
+                apparmor_restrict: read_int(
+                    "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+                ),
                 apparmor_profile_installed: Path::new(APPARMOR_PROFILE_PATH).exists(),
             },
             ns_present: NAMESPACES
                 .iter()
-                .map(|(ns, _)| (*ns, fs::symlink_metadata(format!("/proc/self/ns/{ns}")).is_ok()))
+                .map(|(ns, _)| {
+                    (
+                        *ns,
+                        fs::symlink_metadata(format!("/proc/self/ns/{ns}")).is_ok(),
+                    )
+                })
                 .collect(),
             ns_limits: NAMESPACES
                 .iter()
@@ -259,10 +301,19 @@ impl Facts {
         let root = self.euid == 0;
         vec![
             check_kernel(&self.release, self.version),
-            check_userns(&self.userns, self.privileged, self.initial_userns, &helper_path()),
+            check_userns(
+                &self.userns,
+                self.privileged,
+                self.initial_userns,
+                &helper_path(),
+            ),
             check_namespaces(&self.ns_present),
             check_namespace_limits(&self.ns_limits),
-            check_container(&self.container, &proc_view(&self.mounts), self.seccomp_mode == Ok(2)),
+            check_container(
+                &self.container,
+                &proc_view(&self.mounts),
+                self.seccomp_mode == Ok(2),
+            ),
             check_overlayfs(self.filesystems.as_deref(), self.version, self.privileged),
             check_idmapped_mounts(self.version, root),
             check_landlock(self.landlock_abi, self.lsm.as_deref()),
@@ -290,9 +341,16 @@ fn kernel_release() -> String {
     let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
     // SAFETY: `uts` is a valid, writable `utsname` that outlives the call.
     if unsafe { libc::uname(&mut uts) } != 0 {
-        return read("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default();
+        return read("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
     }
-    let bytes: Vec<u8> = uts.release.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let bytes: Vec<u8> = uts
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -355,7 +413,8 @@ const KERNEL_FEATURES: [((u32, u32), &str); 5] = [
 
 fn check_kernel(release: &str, version: Option<KernelVersion>) -> Check {
     const LAYER: &str = "kernel";
-    const UPGRADE: &str = "upgrade to Linux 5.12 or newer (6.12+ gives every Landlock feature stockade uses)";
+    const UPGRADE: &str =
+        "upgrade to Linux 5.12 or newer (6.12+ gives every Landlock feature stockade uses)";
     let Some(v) = version else {
         return Check::limited(
             LAYER,
@@ -363,26 +422,47 @@ fn check_kernel(release: &str, version: Option<KernelVersion>) -> Check {
             format!("check `uname -r`; {UPGRADE}"),
         );
     };
-    let lacking: Vec<&str> =
-        KERNEL_FEATURES.iter().filter(|((ma, mi), _)| !v.at_least(*ma, *mi)).map(|(_, f)| *f).collect();
+    let lacking: Vec<&str> = KERNEL_FEATURES
+        .iter()
+        .filter(|((ma, mi), _)| !v.at_least(*ma, *mi))
+        .map(|(_, f)| *f)
+        .collect();
     if lacking.is_empty() {
-        Check::ok(LAYER, format!("{release}: >= 5.12, has the new mount API, idmapped mounts and the time namespace"))
+        Check::ok(
+            LAYER,
+            format!(
+                "{release}: >= 5.12, has the new mount API, idmapped mounts and the time namespace"
+            ),
+        )
     } else if v.at_least(5, 6) {
-        Check::limited(LAYER, format!("{release}: < 5.12, lacks {}", lacking.join(", ")), UPGRADE.into())
+        Check::limited(
+            LAYER,
+            format!("{release}: < 5.12, lacks {}", lacking.join(", ")),
+            UPGRADE.into(),
+        )
     } else {
-        Check::missing(LAYER, format!("{release}: < 5.6, lacks {}", lacking.join(", ")), UPGRADE.into())
+        Check::missing(
+            LAYER,
+            format!("{release}: < 5.6, lacks {}", lacking.join(", ")),
+            UPGRADE.into(),
+        )
     }
 }
 
 fn check_userns(s: &UsernsSysctls, privileged: bool, initial_userns: bool, helper: &str) -> Check {
     const LAYER: &str = "user-namespaces";
-    let nested =
-        if initial_userns { "" } else { "; already inside a user namespace (nesting is limited to 32 levels)" };
+    let nested = if initial_userns {
+        ""
+    } else {
+        "; already inside a user namespace (nesting is limited to 32 levels)"
+    };
     if s.max_user_namespaces == Some(0) {
         // This limit applies to everyone, root included.
         return Check::missing(
             LAYER,
-            format!("user.max_user_namespaces = 0: user namespaces are disabled for every user{nested}"),
+            format!(
+                "user.max_user_namespaces = 0: user namespaces are disabled for every user{nested}"
+            ),
             sysctl_remedy("user.max_user_namespaces", "15000"),
         );
     }
@@ -463,38 +543,75 @@ fn sysctl_remedy(key: &str, value: &str) -> String {
 
 fn check_namespaces(present: &[(&str, bool)]) -> Check {
     const LAYER: &str = "namespaces";
-    let names = |want: bool| -> Vec<&str> { present.iter().filter(|(_, p)| *p == want).map(|(n, _)| *n).collect() };
+    let names = |want: bool| -> Vec<&str> {
+        present
+            .iter()
+            .filter(|(_, p)| *p == want)
+            .map(|(n, _)| *n)
+            .collect()
+    };
     let missing = names(false);
     if missing.is_empty() {
-        return Check::ok(LAYER, format!("all present in /proc/self/ns: {}", names(true).join(" ")));
+        return Check::ok(
+            LAYER,
+            format!("all present in /proc/self/ns: {}", names(true).join(" ")),
+        );
     }
     let configs: Vec<String> = missing
         .iter()
         .map(|m| {
-            let config = NAMESPACES.iter().find(|(n, _)| n == m).map_or("?", |(_, c)| c);
+            let config = NAMESPACES
+                .iter()
+                .find(|(n, _)| n == m)
+                .map_or("?", |(_, c)| c);
             format!("{m} ({config})")
         })
         .collect();
     Check::missing(
         LAYER,
         format!("missing from /proc/self/ns: {}", missing.join(" ")),
-        format!("use a kernel built with: {} (Linux 5.6+ has all of them)", configs.join(", ")),
+        format!(
+            "use a kernel built with: {} (Linux 5.6+ has all of them)",
+            configs.join(", ")
+        ),
     )
 }
 
 fn check_namespace_limits(limits: &[(String, Option<u64>)]) -> Check {
     const LAYER: &str = "namespace-limits";
-    let known: Vec<(&str, u64)> = limits.iter().filter_map(|(n, v)| Some((n.as_str(), (*v)?))).collect();
+    let known: Vec<(&str, u64)> = limits
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str(), (*v)?)))
+        .collect();
     let Some(&(low_name, low)) = known.iter().min_by_key(|(_, v)| *v) else {
-        return Check::ok(LAYER, "no per-user namespace limits exposed (kernel < 4.9)".into());
+        return Check::ok(
+            LAYER,
+            "no per-user namespace limits exposed (kernel < 4.9)".into(),
+        );
     };
-    let zero: Vec<&str> = known.iter().filter(|(_, v)| *v == 0).map(|(n, _)| *n).collect();
-    let few: Vec<&str> = known.iter().filter(|(_, v)| *v < FEW_NAMESPACES).map(|(n, _)| *n).collect();
+    let zero: Vec<&str> = known
+        .iter()
+        .filter(|(_, v)| *v == 0)
+        .map(|(n, _)| *n)
+        .collect();
+    let few: Vec<&str> = known
+        .iter()
+        .filter(|(_, v)| *v < FEW_NAMESPACES)
+        .map(|(n, _)| *n)
+        .collect();
     let fix = |names: &[&str]| -> String {
-        names.iter().map(|n| sysctl_remedy(&format!("user.{n}"), "15000")).collect::<Vec<_>>().join("\n")
+        names
+            .iter()
+            .map(|n| sysctl_remedy(&format!("user.{n}"), "15000"))
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     if !zero.is_empty() {
-        return Check::missing(LAYER, format!("disabled (limit 0): {}", zero.join(", ")), fix(&zero));
+        return Check::missing(
+            LAYER,
+            format!("disabled (limit 0): {}", zero.join(", ")),
+            fix(&zero),
+        );
     }
     if !few.is_empty() {
         return Check::limited(
@@ -524,10 +641,17 @@ fn proc_view(mounts: &[Mount]) -> ProcView {
     // systemd's binfmt_misc automount sits on a permanently empty directory: harmless.
     const EMPTY_DIRS: [&str; 1] = ["/proc/sys/fs/binfmt_misc"];
     let mut masked = Vec::new();
-    for proc in mounts.iter().filter(|m| m.fstype == "proc" && m.root == "/") {
+    for proc in mounts
+        .iter()
+        .filter(|m| m.fstype == "proc" && m.root == "/")
+    {
         let over: Vec<String> = mounts
             .iter()
-            .filter(|c| c.parent == proc.id && c.id != proc.id && !EMPTY_DIRS.contains(&c.mount_point.as_str()))
+            .filter(|c| {
+                c.parent == proc.id
+                    && c.id != proc.id
+                    && !EMPTY_DIRS.contains(&c.mount_point.as_str())
+            })
             .map(|c| c.mount_point.clone())
             .collect();
         if over.is_empty() {
@@ -550,7 +674,16 @@ fn container_hints(
     pid1_cgroup: &str,
     mounts: &[Mount],
 ) -> Vec<String> {
-    const RUNTIMES: [&str; 8] = ["docker", "kubepods", "containerd", "libpod", "lxc", "crio", "buildkit", "garden"];
+    const RUNTIMES: [&str; 8] = [
+        "docker",
+        "kubepods",
+        "containerd",
+        "libpod",
+        "lxc",
+        "crio",
+        "buildkit",
+        "garden",
+    ];
     let mut hints = Vec::new();
     if dockerenv {
         hints.push("/.dockerenv".to_string());
@@ -564,7 +697,10 @@ fn container_hints(
     if let Some(rt) = RUNTIMES.iter().find(|rt| pid1_cgroup.contains(*rt)) {
         hints.push(format!("/proc/1/cgroup mentions {rt}"));
     }
-    if mounts.iter().any(|m| m.mount_point == "/" && m.fstype == "overlay") {
+    if mounts
+        .iter()
+        .any(|m| m.mount_point == "/" && m.fstype == "overlay")
+    {
         hints.push("/ is an overlay".to_string());
     }
     hints
@@ -587,7 +723,9 @@ fn check_container(c: &ContainerFacts, proc: &ProcView, seccomp_filtered: bool) 
         remedies.push(remedy);
     };
     match proc {
-        ProcView::Full => detail.push_str("; /proc is fully visible, so a private /proc can be mounted"),
+        ProcView::Full => {
+            detail.push_str("; /proc is fully visible, so a private /proc can be mounted")
+        }
         ProcView::Masked(paths) => {
             detail.push_str(&format!(
                 "; /proc is masked by over-mounts ({}): mounting a fresh /proc in the sandbox fails with EPERM",
@@ -601,15 +739,25 @@ fn check_container(c: &ContainerFacts, proc: &ProcView, seccomp_filtered: bool) 
             );
         }
         ProcView::NoProc => {
-            detail.push_str("; no procfs is mounted: the kernel refuses a fresh /proc in a user namespace");
-            worsen(Status::Missing, "mount a full procfs: `sudo mount -t proc proc /proc`".into());
+            detail.push_str(
+                "; no procfs is mounted: the kernel refuses a fresh /proc in a user namespace",
+            );
+            worsen(
+                Status::Missing,
+                "mount a full procfs: `sudo mount -t proc proc /proc`".into(),
+            );
         }
     }
-    if let Some(label) = c.apparmor_label.as_deref().filter(|l| l.ends_with("(enforce)")) {
+    if let Some(label) = c
+        .apparmor_label
+        .as_deref()
+        .filter(|l| l.ends_with("(enforce)"))
+    {
         detail.push_str(&format!("; confined by AppArmor profile {label}"));
         // The runtimes' default profiles deny mount outright; others may.
-        let known_default =
-            ["docker-default", "containers-default", "cri-containerd"].iter().any(|p| label.starts_with(p));
+        let known_default = ["docker-default", "containers-default", "cri-containerd"]
+            .iter()
+            .any(|p| label.starts_with(p));
         worsen(
             if known_default { Status::Missing } else { Status::Limited },
             "run unconfined (Docker/Podman `--security-opt apparmor=unconfined`, Kubernetes `securityContext.appArmorProfile.type: Unconfined`) \
@@ -628,10 +776,19 @@ fn check_container(c: &ContainerFacts, proc: &ProcView, seccomp_filtered: bool) 
                 .into(),
         );
     }
-    Check { layer: LAYER.into(), status, detail, remedy: (!remedies.is_empty()).then(|| remedies.join("\n")) }
+    Check {
+        layer: LAYER.into(),
+        status,
+        detail,
+        remedy: (!remedies.is_empty()).then(|| remedies.join("\n")),
+    }
 }
 
-fn check_overlayfs(filesystems: Option<&str>, version: Option<KernelVersion>, privileged: bool) -> Check {
+fn check_overlayfs(
+    filesystems: Option<&str>,
+    version: Option<KernelVersion>,
+    privileged: bool,
+) -> Check {
     const LAYER: &str = "overlayfs";
     if !filesystems.is_some_and(|f| parse::filesystems_has(f, "overlay")) {
         return Check::limited(
@@ -649,7 +806,10 @@ fn check_overlayfs(filesystems: Option<&str>, version: Option<KernelVersion>, pr
             "upgrade to Linux 5.11 or newer, or run stockade as root".into(),
         );
     }
-    Check::ok(LAYER, "overlay is in /proc/filesystems and mountable in a user namespace: --overlay works".into())
+    Check::ok(
+        LAYER,
+        "overlay is in /proc/filesystems and mountable in a user namespace: --overlay works".into(),
+    )
 }
 
 fn check_idmapped_mounts(version: Option<KernelVersion>, root: bool) -> Check {
@@ -663,7 +823,10 @@ fn check_idmapped_mounts(version: Option<KernelVersion>, root: bool) -> Check {
         );
     }
     if !root {
-        return Check::ok(LAYER, "kernel < 5.12 has no idmapped mounts, but only root callers need them".into());
+        return Check::ok(
+            LAYER,
+            "kernel < 5.12 has no idmapped mounts, but only root callers need them".into(),
+        );
     }
     Check::limited(
         LAYER,
@@ -694,8 +857,13 @@ fn check_landlock(abi: Result<i64, Errno>, lsm: Option<&str>) -> Check {
         None => "LSM list unreadable (/sys/kernel/security/lsm: securityfs not mounted or not permitted)".to_string(),
     };
     let boot_fix = || {
-        let others =
-            lsms.as_ref().map(|l| l.iter().filter(|x| *x != "landlock").cloned().collect::<Vec<_>>().join(","));
+        let others = lsms.as_ref().map(|l| {
+            l.iter()
+                .filter(|x| *x != "landlock")
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(",")
+        });
         let list = match others.filter(|o| !o.is_empty()) {
             Some(o) => format!("landlock,{o}"),
             None => "landlock,lockdown,yama,integrity,apparmor,bpf".to_string(),
@@ -706,30 +874,47 @@ fn check_landlock(abi: Result<i64, Errno>, lsm: Option<&str>) -> Check {
         )
     };
     match abi {
-        Ok(v) if v >= LANDLOCK_WANTED_ABI => {
-            Check::ok(LAYER, format!("ABI {v}: filesystem, TCP and IPC-scoping rules available; {lsm_text}"))
-        }
+        Ok(v) if v >= LANDLOCK_WANTED_ABI => Check::ok(
+            LAYER,
+            format!("ABI {v}: filesystem, TCP and IPC-scoping rules available; {lsm_text}"),
+        ),
         Ok(v) => {
-            let lacking: Vec<&str> =
-                LANDLOCK_ABIS.iter().filter(|(a, _)| *a > v && *a <= LANDLOCK_WANTED_ABI).map(|(_, f)| *f).collect();
+            let lacking: Vec<&str> = LANDLOCK_ABIS
+                .iter()
+                .filter(|(a, _)| *a > v && *a <= LANDLOCK_WANTED_ABI)
+                .map(|(_, f)| *f)
+                .collect();
             Check::limited(
                 LAYER,
-                format!("ABI {v}: lacks {}; policies needing them fail closed; {lsm_text}", lacking.join(", ")),
+                format!(
+                    "ABI {v}: lacks {}; policies needing them fail closed; {lsm_text}",
+                    lacking.join(", ")
+                ),
                 "upgrade to Linux 6.12 or newer for Landlock ABI 6".into(),
             )
         }
-        Err(Errno::EOPNOTSUPP) => {
-            Check::missing(LAYER, format!("built into the kernel but not enabled at boot; {lsm_text}"), boot_fix())
-        }
+        Err(Errno::EOPNOTSUPP) => Check::missing(
+            LAYER,
+            format!("built into the kernel but not enabled at boot; {lsm_text}"),
+            boot_fix(),
+        ),
         Err(Errno::ENOSYS) => Check::missing(
             LAYER,
-            format!("the kernel has no Landlock (< 5.13 or CONFIG_SECURITY_LANDLOCK=n); {lsm_text}"),
-            format!("use Linux 6.12+ built with CONFIG_SECURITY_LANDLOCK=y, then {}", boot_fix()),
+            format!(
+                "the kernel has no Landlock (< 5.13 or CONFIG_SECURITY_LANDLOCK=n); {lsm_text}"
+            ),
+            format!(
+                "use Linux 6.12+ built with CONFIG_SECURITY_LANDLOCK=y, then {}",
+                boot_fix()
+            ),
         ),
         Err(e) => Check::missing(
             LAYER,
             format!("landlock_create_ruleset version query failed: {e}; {lsm_text}"),
-            format!("use Linux 6.12+ built with CONFIG_SECURITY_LANDLOCK=y; {}", boot_fix()),
+            format!(
+                "use Linux 6.12+ built with CONFIG_SECURITY_LANDLOCK=y; {}",
+                boot_fix()
+            ),
         ),
     }
 }
@@ -757,15 +942,27 @@ fn check_seccomp(actions: Option<&str>, mode: Result<i32, Errno>) -> Check {
         );
     };
     let lacking = |wanted: &[&str]| -> Vec<String> {
-        wanted.iter().filter(|w| !actions.iter().any(|a| a == *w)).map(|w| w.to_string()).collect()
+        wanted
+            .iter()
+            .filter(|w| !actions.iter().any(|a| a == *w))
+            .map(|w| w.to_string())
+            .collect()
     };
     let detail = format!("actions: {}; {current}", actions.join(" "));
     let required = lacking(&["kill_process", "errno"]);
     if !required.is_empty() {
-        return Check::missing(LAYER, format!("{detail}; lacks {}", required.join(", ")), KERNEL_FIX.into());
+        return Check::missing(
+            LAYER,
+            format!("{detail}; lacks {}", required.join(", ")),
+            KERNEL_FIX.into(),
+        );
     }
     if !lacking(&["user_notif"]).is_empty() {
-        return Check::limited(LAYER, format!("{detail}; lacks user_notif (Linux 5.0)"), KERNEL_FIX.into());
+        return Check::limited(
+            LAYER,
+            format!("{detail}; lacks user_notif (Linux 5.0)"),
+            KERNEL_FIX.into(),
+        );
     }
     Check::ok(LAYER, format!("filters available ({detail})"))
 }
@@ -780,9 +977,11 @@ fn check_no_new_privs(current: Result<bool, Errno>) -> Check {
                 if set { "set" } else { "not set" }
             ),
         ),
-        Err(e) => {
-            Check::missing(LAYER, format!("prctl(PR_GET_NO_NEW_PRIVS) failed: {e}"), "use Linux 3.5 or newer".into())
-        }
+        Err(e) => Check::missing(
+            LAYER,
+            format!("prctl(PR_GET_NO_NEW_PRIVS) failed: {e}"),
+            "use Linux 3.5 or newer".into(),
+        ),
     }
 }
 
@@ -790,7 +989,7 @@ fn check_no_new_privs(current: Result<bool, Errno>) -> Check {
 fn check_end_to_end(result: Result<(), String>, missing: &[&str]) -> Check {
     const LAYER: &str = "end-to-end";
     let Err(message) = result else {
-        return Check::ok(LAYER, "a command ran inside a sandbox with every layer applied".into());
+        return Check::ok(LAYER, "a command ran inside a sandbox with every layer this version enforces (namespaces, minimal root, no capabilities, no_new_privs)".into());
     };
     let remedy = if missing.is_empty() {
         "no static check predicts this failure; the message names the failing layer. Look for confinement of this \
@@ -798,7 +997,10 @@ fn check_end_to_end(result: Result<(), String>, missing: &[&str]) -> Check {
          the failure with this output"
             .to_string()
     } else {
-        format!("fix the missing layers first: {}; the message names the layer that failed", missing.join(", "))
+        format!(
+            "fix the missing layers first: {}; the message names the layer that failed",
+            missing.join(", ")
+        )
     };
     Check::missing(LAYER, message, remedy)
 }
@@ -818,7 +1020,10 @@ mod tests {
 
     #[test]
     fn kernel_check_thresholds() {
-        assert_eq!(check_kernel("6.18.44-fc-v669", v("6.18.44")).status, Status::Ok);
+        assert_eq!(
+            check_kernel("6.18.44-fc-v669", v("6.18.44")).status,
+            Status::Ok
+        );
         assert_eq!(check_kernel("5.12.0", v("5.12.0")).status, Status::Ok);
         let c = check_kernel("5.10.0-28-amd64", v("5.10.0"));
         assert_eq!(c.status, Status::Limited);
@@ -845,16 +1050,28 @@ mod tests {
     fn userns_check_cases() {
         let h = "/opt/stockade/stockade-init";
         // This machine: no Debian or AppArmor sysctls, a large limit.
-        assert_eq!(check_userns(&sysctls(Some(96365), None, None), false, true, h).status, Status::Ok);
+        assert_eq!(
+            check_userns(&sysctls(Some(96365), None, None), false, true, h).status,
+            Status::Ok
+        );
         // max_user_namespaces = 0 stops root too.
         let c = check_userns(&sysctls(Some(0), None, None), true, true, h);
         assert_eq!(c.status, Status::Missing);
-        assert!(c.remedy.unwrap().starts_with("`sudo sysctl -w user.max_user_namespaces=15000`"));
+        assert!(c
+            .remedy
+            .unwrap()
+            .starts_with("`sudo sysctl -w user.max_user_namespaces=15000`"));
         // Debian's switch only stops non-root.
-        assert_eq!(check_userns(&sysctls(Some(9), Some(0), None), true, true, h).status, Status::Ok);
+        assert_eq!(
+            check_userns(&sysctls(Some(9), Some(0), None), true, true, h).status,
+            Status::Ok
+        );
         let c = check_userns(&sysctls(Some(9), Some(0), None), false, true, h);
         assert_eq!(c.status, Status::Missing);
-        assert!(c.remedy.unwrap().contains("sudo sysctl -w kernel.unprivileged_userns_clone=1"));
+        assert!(c
+            .remedy
+            .unwrap()
+            .contains("sudo sysctl -w kernel.unprivileged_userns_clone=1"));
         // Ubuntu's AppArmor restriction: the remedy is the exact profile.
         let c = check_userns(&sysctls(Some(9), None, Some(1)), false, true, h);
         assert_eq!(c.status, Status::Missing);
@@ -879,38 +1096,74 @@ mod tests {
         let all: Vec<(&str, bool)> = NAMESPACES.iter().map(|(n, _)| (*n, true)).collect();
         let c = check_namespaces(&all);
         assert_eq!(c.status, Status::Ok);
-        assert_eq!(c.detail, "all present in /proc/self/ns: user pid net mnt uts ipc cgroup time");
+        assert_eq!(
+            c.detail,
+            "all present in /proc/self/ns: user pid net mnt uts ipc cgroup time"
+        );
         let mut some = all.clone();
         some[7].1 = false;
         let c = check_namespaces(&some);
         assert_eq!(c.status, Status::Missing);
         assert_eq!(c.detail, "missing from /proc/self/ns: time");
-        assert!(c.remedy.unwrap().contains("time (CONFIG_TIME_NS, Linux 5.6)"));
+        assert!(c
+            .remedy
+            .unwrap()
+            .contains("time (CONFIG_TIME_NS, Linux 5.6)"));
     }
 
     #[test]
     fn namespace_limits_check() {
         let limits = |vals: [u64; 2]| {
-            vec![("max_user_namespaces".to_string(), Some(vals[0])), ("max_pid_namespaces".to_string(), Some(vals[1]))]
+            vec![
+                ("max_user_namespaces".to_string(), Some(vals[0])),
+                ("max_pid_namespaces".to_string(), Some(vals[1])),
+            ]
         };
-        assert_eq!(check_namespace_limits(&limits([96365, 96365])).status, Status::Ok);
+        assert_eq!(
+            check_namespace_limits(&limits([96365, 96365])).status,
+            Status::Ok
+        );
         let c = check_namespace_limits(&limits([96365, 10]));
         assert_eq!(c.status, Status::Limited);
         assert!(c.detail.starts_with("lowest: user.max_pid_namespaces = 10"));
-        assert!(c.remedy.unwrap().contains("sudo sysctl -w user.max_pid_namespaces=15000"));
-        assert_eq!(check_namespace_limits(&limits([0, 10])).status, Status::Missing);
-        assert_eq!(check_namespace_limits(&[("max_user_namespaces".to_string(), None)]).status, Status::Ok);
+        assert!(c
+            .remedy
+            .unwrap()
+            .contains("sudo sysctl -w user.max_pid_namespaces=15000"));
+        assert_eq!(
+            check_namespace_limits(&limits([0, 10])).status,
+            Status::Missing
+        );
+        assert_eq!(
+            check_namespace_limits(&[("max_user_namespaces".to_string(), None)]).status,
+            Status::Ok
+        );
     }
 
     #[test]
     fn proc_view_of_samples() {
-        assert_eq!(proc_view(&parse::parse_mountinfo(HYBRID_MOUNTINFO)), ProcView::Full);
-        assert_eq!(proc_view(&parse::parse_mountinfo(V2_MOUNTINFO)), ProcView::Full, "binfmt_misc is allowed");
+        assert_eq!(
+            proc_view(&parse::parse_mountinfo(HYBRID_MOUNTINFO)),
+            ProcView::Full
+        );
+        assert_eq!(
+            proc_view(&parse::parse_mountinfo(V2_MOUNTINFO)),
+            ProcView::Full,
+            "binfmt_misc is allowed"
+        );
         assert_eq!(
             proc_view(&parse::parse_mountinfo(DOCKER_MOUNTINFO)),
-            ProcView::Masked(vec!["/proc/bus".into(), "/proc/sys".into(), "/proc/acpi".into(), "/proc/kcore".into()])
+            ProcView::Masked(vec![
+                "/proc/bus".into(),
+                "/proc/sys".into(),
+                "/proc/acpi".into(),
+                "/proc/kcore".into()
+            ])
         );
-        assert_eq!(proc_view(&parse::parse_mountinfo(V1_MOUNTINFO)), ProcView::Full);
+        assert_eq!(
+            proc_view(&parse::parse_mountinfo(V1_MOUNTINFO)),
+            ProcView::Full
+        );
         assert_eq!(proc_view(&[]), ProcView::NoProc);
     }
 
@@ -919,7 +1172,10 @@ mod tests {
         let docker = parse::parse_mountinfo(DOCKER_MOUNTINFO);
         let hints = container_hints(true, false, None, "0::/\n", &docker);
         assert_eq!(hints, ["/.dockerenv", "/ is an overlay"]);
-        let facts = ContainerFacts { hints, apparmor_label: Some("docker-default (enforce)".into()) };
+        let facts = ContainerFacts {
+            hints,
+            apparmor_label: Some("docker-default (enforce)".into()),
+        };
         let c = check_container(&facts, &proc_view(&docker), true);
         assert_eq!(c.status, Status::Missing);
         let remedy = c.remedy.unwrap();
@@ -933,29 +1189,65 @@ mod tests {
         let hybrid = parse::parse_mountinfo(HYBRID_MOUNTINFO);
         let hints = container_hints(true, false, None, HYBRID_PROC_CGROUP, &hybrid);
         assert_eq!(hints, ["/.dockerenv"]);
-        let c = check_container(&ContainerFacts { hints, apparmor_label: None }, &proc_view(&hybrid), false);
+        let c = check_container(
+            &ContainerFacts {
+                hints,
+                apparmor_label: None,
+            },
+            &proc_view(&hybrid),
+            false,
+        );
         assert_eq!(c.status, Status::Ok);
         assert_eq!(c.detail, "in a container (/.dockerenv); /proc is fully visible, so a private /proc can be mounted");
 
-        let hints = container_hints(false, true, Some("podman"), "0::/machine.slice/libpod-abc.scope\n", &[]);
-        assert_eq!(hints, ["/run/.containerenv", "container=podman", "/proc/1/cgroup mentions libpod"]);
+        let hints = container_hints(
+            false,
+            true,
+            Some("podman"),
+            "0::/machine.slice/libpod-abc.scope\n",
+            &[],
+        );
+        assert_eq!(
+            hints,
+            [
+                "/run/.containerenv",
+                "container=podman",
+                "/proc/1/cgroup mentions libpod"
+            ]
+        );
         let none = check_container(&ContainerFacts::default(), &ProcView::Full, true);
-        assert_eq!((none.status, none.remedy), (Status::Ok, None), "a host seccomp filter alone is not flagged here");
+        assert_eq!(
+            (none.status, none.remedy),
+            (Status::Ok, None),
+            "a host seccomp filter alone is not flagged here"
+        );
     }
 
     #[test]
     fn overlay_and_idmap_checks() {
         let fsys = "nodev\tproc\nnodev\toverlay\n";
-        assert_eq!(check_overlayfs(Some(fsys), v("6.1.0"), false).status, Status::Ok);
-        assert_eq!(check_overlayfs(Some(fsys), v("5.10.0"), false).status, Status::Limited);
-        assert_eq!(check_overlayfs(Some(fsys), v("5.10.0"), true).status, Status::Ok);
+        assert_eq!(
+            check_overlayfs(Some(fsys), v("6.1.0"), false).status,
+            Status::Ok
+        );
+        assert_eq!(
+            check_overlayfs(Some(fsys), v("5.10.0"), false).status,
+            Status::Limited
+        );
+        assert_eq!(
+            check_overlayfs(Some(fsys), v("5.10.0"), true).status,
+            Status::Ok
+        );
         let c = check_overlayfs(Some("nodev\tproc\n"), v("6.1.0"), true);
         assert_eq!(c.status, Status::Limited);
         assert!(c.remedy.unwrap().starts_with("`sudo modprobe overlay`"));
 
         assert_eq!(check_idmapped_mounts(v("5.12.0"), true).status, Status::Ok);
         assert_eq!(check_idmapped_mounts(v("5.10.0"), false).status, Status::Ok);
-        assert_eq!(check_idmapped_mounts(v("5.10.0"), true).status, Status::Limited);
+        assert_eq!(
+            check_idmapped_mounts(v("5.10.0"), true).status,
+            Status::Limited
+        );
     }
 
     #[test]
@@ -963,41 +1255,70 @@ mod tests {
         let lsm = Some("lockdown,capability,landlock,yama,apparmor");
         let c = check_landlock(Ok(7), lsm);
         assert_eq!(c.status, Status::Ok);
-        assert!(c.detail.ends_with("LSMs: lockdown,capability,landlock,yama,apparmor"));
+        assert!(c
+            .detail
+            .ends_with("LSMs: lockdown,capability,landlock,yama,apparmor"));
         let c = check_landlock(Ok(3), lsm);
         assert_eq!(c.status, Status::Limited);
         assert!(c.detail.starts_with(
             "ABI 3: lacks TCP bind/connect rules (6.7), device ioctl (6.10), abstract unix socket and signal scoping (6.12)"
         ));
-        let c = check_landlock(Err(Errno::EOPNOTSUPP), Some("lockdown,capability,yama,apparmor\n"));
+        let c = check_landlock(
+            Err(Errno::EOPNOTSUPP),
+            Some("lockdown,capability,yama,apparmor\n"),
+        );
         assert_eq!(c.status, Status::Missing);
-        assert!(c.remedy.unwrap().contains("`lsm=landlock,lockdown,capability,yama,apparmor`"));
+        assert!(c
+            .remedy
+            .unwrap()
+            .contains("`lsm=landlock,lockdown,capability,yama,apparmor`"));
         let c = check_landlock(Err(Errno::ENOSYS), None);
         assert_eq!(c.status, Status::Missing);
         assert!(c.detail.contains("LSM list unreadable"));
-        assert!(c.remedy.unwrap().contains("`lsm=landlock,lockdown,yama,integrity,apparmor,bpf`"));
+        assert!(c
+            .remedy
+            .unwrap()
+            .contains("`lsm=landlock,lockdown,yama,integrity,apparmor,bpf`"));
     }
 
     #[test]
     fn seccomp_and_nnp_checks() {
         let all = "kill_process kill_thread trap errno user_notif trace log allow\n";
         assert_eq!(check_seccomp(Some(all), Ok(0)).status, Status::Ok);
-        assert!(check_seccomp(Some(all), Ok(2)).detail.contains("already runs under a filter"));
+        assert!(check_seccomp(Some(all), Ok(2))
+            .detail
+            .contains("already runs under a filter"));
         assert_eq!(
-            check_seccomp(Some("kill_process kill_thread trap errno trace log allow"), Ok(0)).status,
+            check_seccomp(
+                Some("kill_process kill_thread trap errno trace log allow"),
+                Ok(0)
+            )
+            .status,
             Status::Limited
         );
-        assert_eq!(check_seccomp(Some("kill_thread trap errno trace allow"), Ok(0)).status, Status::Missing);
+        assert_eq!(
+            check_seccomp(Some("kill_thread trap errno trace allow"), Ok(0)).status,
+            Status::Missing
+        );
         assert_eq!(check_seccomp(None, Ok(0)).status, Status::Missing);
-        assert_eq!(check_seccomp(Some(all), Err(Errno::EINVAL)).status, Status::Missing);
+        assert_eq!(
+            check_seccomp(Some(all), Err(Errno::EINVAL)).status,
+            Status::Missing
+        );
         assert_eq!(check_no_new_privs(Ok(false)).status, Status::Ok);
-        assert_eq!(check_no_new_privs(Err(Errno::EINVAL)).status, Status::Missing);
+        assert_eq!(
+            check_no_new_privs(Err(Errno::EINVAL)).status,
+            Status::Missing
+        );
     }
 
     #[test]
     fn end_to_end_maps_errors_to_missing() {
         assert_eq!(check_end_to_end(Ok(()), &["landlock"]).status, Status::Ok);
-        let c = check_end_to_end(Err("mount namespace: EPERM".into()), &["container", "landlock"]);
+        let c = check_end_to_end(
+            Err("mount namespace: EPERM".into()),
+            &["container", "landlock"],
+        );
         assert_eq!(
             (c.layer.as_str(), c.status, c.detail.as_str()),
             ("end-to-end", Status::Missing, "mount namespace: EPERM")
@@ -1007,7 +1328,10 @@ mod tests {
             Some("fix the missing layers first: container, landlock; the message names the layer that failed")
         );
         let c = check_end_to_end(Err("seccomp: EACCES".into()), &[]);
-        assert!(c.remedy.unwrap().starts_with("no static check predicts this failure"));
+        assert!(c
+            .remedy
+            .unwrap()
+            .starts_with("no static check predicts this failure"));
     }
 
     #[test]
@@ -1017,7 +1341,11 @@ mod tests {
             caller: "uid 1001".into(),
             checks: vec![
                 Check::ok("kernel", "fine".into()),
-                Check::limited("cgroups", "not writable".into(), "line one\nline two".into()),
+                Check::limited(
+                    "cgroups",
+                    "not writable".into(),
+                    "line one\nline two".into(),
+                ),
             ],
         };
         assert!(report.ok());
@@ -1038,7 +1366,9 @@ mod tests {
         let mut bad = report.clone();
         bad.checks.push(check_end_to_end(Err("boom".into()), &[]));
         assert!(!bad.ok());
-        assert!(bad.to_string().ends_with("result: NOT OK, missing: end-to-end\n"));
+        assert!(bad
+            .to_string()
+            .ends_with("result: NOT OK, missing: end-to-end\n"));
     }
 
     #[test]

@@ -42,9 +42,17 @@ mod hook {
 
     #[used]
     #[link_section = ".init_array"]
-    pub(crate) static HELPER_HOOK: extern "C" fn(c_int, *const *const c_char, *const *const c_char) = helper_hook;
+    pub(crate) static HELPER_HOOK: extern "C" fn(
+        c_int,
+        *const *const c_char,
+        *const *const c_char,
+    ) = helper_hook;
 
-    extern "C" fn helper_hook(argc: c_int, argv: *const *const c_char, _envp: *const *const c_char) {
+    extern "C" fn helper_hook(
+        argc: c_int,
+        argv: *const *const c_char,
+        _envp: *const *const c_char,
+    ) {
         crate::sys::remember_argv(argc, argv);
         if argc != 2 || argv.is_null() {
             return;
@@ -80,7 +88,10 @@ pub(crate) fn hook_address() -> usize {
 /// Check every layer on this host: static probes plus one real sandbox.
 pub fn doctor() -> doctor::Report {
     doctor::report(|| {
-        let out = Sandbox::new().command(["/bin/true"]).output().map_err(|e| e.to_string())?;
+        let out = Sandbox::new()
+            .command(["/bin/true"])
+            .output()
+            .map_err(|e| e.to_string())?;
         if out.status.success() {
             Ok(())
         } else {

@@ -3,8 +3,8 @@
 
 use std::fs::File;
 use std::os::fd::{OwnedFd, RawFd};
-use std::sync::Arc;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::child::{Child, ExitStatus, Output, Stdio};
@@ -19,7 +19,17 @@ pub const DEFAULT_ROOT_HOST_ID: u32 = 65534;
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_millis(500);
 
 /// Host variables passed through by default: locale and terminal only.
-const SAFE_ENV: &[&str] = &["LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TERM", "TZ", "NO_COLOR", "COLORTERM"];
+const SAFE_ENV: &[&str] = &[
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "TERM",
+    "TZ",
+    "NO_COLOR",
+    "COLORTERM",
+];
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// A sandboxed command: what it may see and do, and what to run.
@@ -204,12 +214,14 @@ impl Sandbox {
 
     /// Run to completion with stdin from `/dev/null` and stdout/stderr captured.
     pub fn output(&self) -> Result<Output, Error> {
-        self.spawn_with([Stdio::Null, Stdio::Piped, Stdio::Piped])?.wait_with_output()
+        self.spawn_with([Stdio::Null, Stdio::Piped, Stdio::Piped])?
+            .wait_with_output()
     }
 
     /// Run to completion with inherited stdio.
     pub fn status(&self) -> Result<ExitStatus, Error> {
-        self.spawn_with([Stdio::Inherit, Stdio::Inherit, Stdio::Inherit])?.wait()
+        self.spawn_with([Stdio::Inherit, Stdio::Inherit, Stdio::Inherit])?
+            .wait()
     }
 
     /// Like [`Sandbox::status`], for small single-threaded programs such as
@@ -218,7 +230,8 @@ impl Sandbox {
     /// saving one program start. A process with more than one thread gets the
     /// helper as usual, since cloning a threaded process is unsafe.
     pub fn status_in_this_process(&self) -> Result<ExitStatus, Error> {
-        self.spawn_mode([Stdio::Inherit, Stdio::Inherit, Stdio::Inherit], true)?.wait()
+        self.spawn_mode([Stdio::Inherit, Stdio::Inherit, Stdio::Inherit], true)?
+            .wait()
     }
 
     /// Keep one sandbox for this policy's identity (inside and host ids)
@@ -239,9 +252,15 @@ impl Sandbox {
         let caller_gid = nix::unistd::getegid().as_raw();
         let root = caller_uid == 0;
         if root && self.root_host_id == 0 {
-            return Err(Error::policy("root_host_id 0 would make the sandbox root on the host"));
+            return Err(Error::policy(
+                "root_host_id 0 would make the sandbox root on the host",
+            ));
         }
-        let (host_uid, host_gid) = if root { (self.root_host_id, self.root_host_id) } else { (caller_uid, caller_gid) };
+        let (host_uid, host_gid) = if root {
+            (self.root_host_id, self.root_host_id)
+        } else {
+            (caller_uid, caller_gid)
+        };
         Ok(wire::Identity {
             uid: self.uid.unwrap_or(caller_uid),
             gid: self.gid.unwrap_or(caller_gid),
@@ -291,7 +310,11 @@ impl Sandbox {
         let (uid, gid) = (identity.uid, identity.gid);
         check_hostname(&self.hostname)?;
         check_pass_targets(&self.passes)?;
-        let cwd = self.cwd.clone().or_else(|| fs.first_rw_dst().map(Path::to_path_buf)).unwrap_or_else(|| "/".into());
+        let cwd = self
+            .cwd
+            .clone()
+            .or_else(|| fs.first_rw_dst().map(Path::to_path_buf))
+            .unwrap_or_else(|| "/".into());
         policy::check_cwd(&cwd)?;
         if let Some(t) = self.timeout {
             policy::check_timeout(t)?;
@@ -312,7 +335,9 @@ impl Sandbox {
             grace_ms: self.kill_grace.as_millis() as u64,
             pass_fds: self.passes.iter().map(|&(_, target)| target).collect(),
         };
-        let size = serde_json::to_vec(&plan).map(|b| b.len()).unwrap_or(usize::MAX);
+        let size = serde_json::to_vec(&plan)
+            .map(|b| b.len())
+            .unwrap_or(usize::MAX);
         if size > wire::MAX_MESSAGE {
             return Err(Error::policy(format!(
                 "the policy is too large ({size} bytes encoded, limit {} KiB): grant fewer paths or set fewer variables",
@@ -363,7 +388,11 @@ impl Sandbox {
             env.retain(|(ek, _)| ek != k);
             env.push((k.to_string(), v));
         };
-        for k in SAFE_ENV.iter().copied().chain(self.pass_env.iter().map(String::as_str)) {
+        for k in SAFE_ENV
+            .iter()
+            .copied()
+            .chain(self.pass_env.iter().map(String::as_str))
+        {
             if let Ok(v) = std::env::var(k) {
                 set(k, v);
             }
@@ -412,11 +441,14 @@ fn check_pass_targets(passes: &[(Arc<OwnedFd>, RawFd)]) -> Result<(), Error> {
 fn check_hostname(h: &str) -> Result<(), Error> {
     let ok = !h.is_empty()
         && h.len() <= 64
-        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
     if ok {
         Ok(())
     } else {
-        Err(Error::policy(format!("invalid hostname `{h}`: use 1-64 letters, digits, `-` or `.`")))
+        Err(Error::policy(format!(
+            "invalid hostname `{h}`: use 1-64 letters, digits, `-` or `.`"
+        )))
     }
 }
 
@@ -427,7 +459,8 @@ fn connect(s: Stdio, which: i32) -> Result<(OwnedFd, Option<File>), Error> {
         Stdio::Inherit => (dup_std(which).or_else(|_| dev_null(which))?, None),
         Stdio::Null => (dev_null(which)?, None),
         Stdio::Piped => {
-            let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+            let (r, w) =
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
             if which == 0 {
                 (r, Some(File::from(w)))
             } else {
@@ -446,7 +479,10 @@ fn dup_std(which: i32) -> std::io::Result<OwnedFd> {
 }
 
 fn dev_null(which: i32) -> std::io::Result<OwnedFd> {
-    let f = std::fs::OpenOptions::new().read(which == 0).write(which != 0).open("/dev/null")?;
+    let f = std::fs::OpenOptions::new()
+        .read(which == 0)
+        .write(which != 0)
+        .open("/dev/null")?;
     Ok(f.into())
 }
 

@@ -19,7 +19,9 @@ fn sh(script: &str) -> Sandbox {
 #[test]
 fn output_captures_stdout_stderr_and_exit_code() {
     require_root();
-    let out = sh("echo out; echo err >&2; printf 'no newline'; exit 3").output().expect("output");
+    let out = sh("echo out; echo err >&2; printf 'no newline'; exit 3")
+        .output()
+        .expect("output");
     assert_eq!(text(&out.stdout), "out\nno newline");
     assert_eq!(text(&out.stderr), "err\n");
     assert_eq!(out.status.code(), Some(3));
@@ -34,7 +36,12 @@ fn output_success_and_empty_stdin() {
     require_root();
     // output() gives the command /dev/null as stdin: `cat` sees EOF at once.
     let out = Sandbox::new().command(["cat"]).output().expect("output");
-    assert!(out.status.success(), "{}: {}", out.status, text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        text(&out.stderr)
+    );
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(out.status.exit_code(), 0);
     assert!(out.stdout.is_empty());
@@ -45,9 +52,10 @@ fn output_success_and_empty_stdin() {
 fn output_captures_large_stdout() {
     require_root();
     // More than a pipe buffer on both streams at once: no deadlock, nothing lost.
-    let out = sh("head -c 1000000 /dev/zero | tr '\\0' a; head -c 300000 /dev/zero | tr '\\0' b >&2")
-        .output()
-        .expect("output");
+    let out =
+        sh("head -c 1000000 /dev/zero | tr '\\0' a; head -c 300000 /dev/zero | tr '\\0' b >&2")
+            .output()
+            .expect("output");
     assert!(out.status.success(), "{}", out.status);
     assert_eq!(out.stdout.len(), 1_000_000);
     assert!(out.stdout.iter().all(|&b| b == b'a'));
@@ -58,11 +66,18 @@ fn output_captures_large_stdout() {
 #[test]
 fn status_returns_exit_code() {
     require_root();
-    let st = sh("exit 7").stdout(Stdio::null()).stderr(Stdio::null()).status().expect("status");
+    let st = sh("exit 7")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("status");
     assert_eq!(st.code(), Some(7));
     assert_eq!(st.exit_code(), 7);
     assert!(!st.success());
-    let ok = Sandbox::new().command(["/bin/true"]).status().expect("status");
+    let ok = Sandbox::new()
+        .command(["/bin/true"])
+        .status()
+        .expect("status");
     assert!(ok.success());
     assert_eq!(ok.code(), Some(0));
 }
@@ -85,9 +100,19 @@ fn spawn_with_piped_stdin_and_stdout() {
         // Dropping closes the pipe: tr sees EOF.
     }
     let mut got = String::new();
-    child.stdout.take().expect("piped stdout").read_to_string(&mut got).expect("read stdout");
+    child
+        .stdout
+        .take()
+        .expect("piped stdout")
+        .read_to_string(&mut got)
+        .expect("read stdout");
     let mut err = String::new();
-    child.stderr.take().expect("piped stderr").read_to_string(&mut err).expect("read stderr");
+    child
+        .stderr
+        .take()
+        .expect("piped stderr")
+        .read_to_string(&mut err)
+        .expect("read stderr");
     let st = child.wait().expect("wait");
     assert_eq!(got, "HELLO SANDBOX\n");
     assert_eq!(err, "");
@@ -123,19 +148,33 @@ fn spawn_interactive_round_trips() {
 #[test]
 fn try_wait_is_none_while_running_and_some_after() {
     require_root();
-    let mut child = Sandbox::new().command(["sleep", "0.5"]).spawn().expect("spawn");
-    assert_eq!(child.try_wait().expect("try_wait"), None, "still running right after spawn");
+    let mut child = Sandbox::new()
+        .command(["sleep", "0.5"])
+        .spawn()
+        .expect("spawn");
+    assert_eq!(
+        child.try_wait().expect("try_wait"),
+        None,
+        "still running right after spawn"
+    );
     assert_eq!(child.try_wait().expect("try_wait"), None, "repeatable");
     let deadline = Instant::now() + Duration::from_secs(10);
     let st = loop {
         if let Some(st) = child.try_wait().expect("try_wait") {
             break st;
         }
-        assert!(Instant::now() < deadline, "sleep 0.5 still running after 10 s");
+        assert!(
+            Instant::now() < deadline,
+            "sleep 0.5 still running after 10 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(st.success(), "{st}");
-    assert!(st.duration() >= Duration::from_millis(450), "duration {:?}", st.duration());
+    assert!(
+        st.duration() >= Duration::from_millis(450),
+        "duration {:?}",
+        st.duration()
+    );
     // Once known, the status stays.
     assert_eq!(child.try_wait().expect("try_wait after end"), Some(st));
     assert_eq!(child.wait().expect("wait after end"), st);
@@ -144,14 +183,20 @@ fn try_wait_is_none_while_running_and_some_after() {
 #[test]
 fn kill_running_sleep_reports_sigkill() {
     require_root();
-    let mut child = Sandbox::new().command(["sleep", "100"]).spawn().expect("spawn");
+    let mut child = Sandbox::new()
+        .command(["sleep", "100"])
+        .spawn()
+        .expect("spawn");
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(child.try_wait().expect("try_wait"), None);
     let t = Instant::now();
     child.kill().expect("kill");
     let st = child.wait().expect("wait");
     let took = t.elapsed();
-    assert!(took < Duration::from_secs(2), "wait after kill took {took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "wait after kill took {took:?}"
+    );
     assert_eq!(st.signal(), Some(9), "{st:?}");
     assert_eq!(st.code(), None);
     assert!(!st.timed_out());
@@ -165,12 +210,19 @@ fn kill_running_sleep_reports_sigkill() {
 fn timeout_kills_and_reports_124() {
     require_root();
     let t = Instant::now();
-    let out = Sandbox::new().command(["sleep", "100"]).timeout(Duration::from_millis(500)).output().expect("output");
+    let out = Sandbox::new()
+        .command(["sleep", "100"])
+        .timeout(Duration::from_millis(500))
+        .output()
+        .expect("output");
     let took = t.elapsed();
     assert!(out.status.timed_out(), "{:?}", out.status);
     assert!(!out.status.success());
     assert_eq!(out.status.exit_code(), 124);
-    assert!(took >= Duration::from_millis(500), "returned before the timeout: {took:?}");
+    assert!(
+        took >= Duration::from_millis(500),
+        "returned before the timeout: {took:?}"
+    );
     assert!(took < Duration::from_secs(3), "took {took:?}");
 }
 
@@ -209,11 +261,18 @@ fn background_processes_end_with_the_command() {
     // and output() does not wait for it to close the inherited stdout.
     let marker = format!("1001.{}", std::process::id());
     let t = Instant::now();
-    let out = sh(&format!("sleep {marker} & setsid sleep {marker} & echo started")).output().expect("output");
+    let out = sh(&format!(
+        "sleep {marker} & setsid sleep {marker} & echo started"
+    ))
+    .output()
+    .expect("output");
     let took = t.elapsed();
     assert!(out.status.success(), "{}", out.status);
     assert_eq!(text(&out.stdout), "started\n");
-    assert!(took < Duration::from_secs(3), "output() waited {took:?} for background processes");
+    assert!(
+        took < Duration::from_secs(3),
+        "output() waited {took:?} for background processes"
+    );
     let deadline = Instant::now() + Duration::from_secs(2);
     while !host_pids_with_cmdline(&marker).is_empty() {
         assert!(
@@ -228,10 +287,17 @@ fn background_processes_end_with_the_command() {
 #[test]
 fn dropping_a_child_kills_the_tree() {
     require_root();
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     let marker = format!("1000.{}{:09}", std::process::id(), nanos);
     let script = format!("sleep {marker} & sleep {marker}; wait");
-    let child = sh(&script).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
+    let child = sh(&script)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
 
     // Positive control: the sandboxed processes are host processes, visible
     // in the host's /proc with the marker.
@@ -242,7 +308,10 @@ fn dropping_a_child_kills_the_tree() {
         if pids.len() >= 3 {
             break pids;
         }
-        assert!(Instant::now() < deadline, "marker {marker} never showed up in host /proc: {pids:?}");
+        assert!(
+            Instant::now() < deadline,
+            "marker {marker} never showed up in host /proc: {pids:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(seen.len() >= 3, "{seen:?}");
@@ -250,7 +319,10 @@ fn dropping_a_child_kills_the_tree() {
     let t = Instant::now();
     drop(child);
     let dropped_in = t.elapsed();
-    assert!(dropped_in < Duration::from_secs(3), "drop took {dropped_in:?}");
+    assert!(
+        dropped_in < Duration::from_secs(3),
+        "drop took {dropped_in:?}"
+    );
 
     // After the drop, nothing with the marker is left (allow a moment for
     // the kernel to reap the killed pid namespace).
@@ -260,7 +332,10 @@ fn dropping_a_child_kills_the_tree() {
         if left.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "processes survived dropping the Child: {left:?}");
+        assert!(
+            Instant::now() < deadline,
+            "processes survived dropping the Child: {left:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -270,9 +345,18 @@ fn dropping_a_child_kills_the_tree() {
 #[test]
 fn missing_program_is_not_found_127() {
     require_root();
-    for prog in ["no-such-program-stockade", "/usr/bin/no-such-program-stockade"] {
-        let err = Sandbox::new().command([prog]).output().expect_err("missing program must fail");
-        assert!(matches!(err, Error::NotFound(ref p) if p == prog), "{prog}: {err:?}");
+    for prog in [
+        "no-such-program-stockade",
+        "/usr/bin/no-such-program-stockade",
+    ] {
+        let err = Sandbox::new()
+            .command([prog])
+            .output()
+            .expect_err("missing program must fail");
+        assert!(
+            matches!(err, Error::NotFound(ref p) if p == prog),
+            "{prog}: {err:?}"
+        );
         assert_eq!(err.exit_code(), 127);
         assert_eq!(err.layer(), Layer::Exec);
         assert!(err.to_string().contains(prog), "{err}");
@@ -296,7 +380,10 @@ fn non_executable_program_is_126() {
     assert_eq!(err.exit_code(), 126);
     assert_eq!(err.layer(), Layer::Exec);
     // A directory cannot be executed either.
-    let err = Sandbox::new().command(["/usr"]).output().expect_err("a directory must not run");
+    let err = Sandbox::new()
+        .command(["/usr"])
+        .output()
+        .expect_err("a directory must not run");
     assert!(matches!(err, Error::NotExecutable { .. }), "{err:?}");
     assert_eq!(err.exit_code(), 126);
 }
@@ -304,11 +391,19 @@ fn non_executable_program_is_126() {
 #[test]
 fn relative_cwd_is_a_policy_error_125() {
     require_root();
-    let err = Sandbox::new().command(["/bin/true"]).cwd("relative/dir").output().expect_err("relative cwd");
+    let err = Sandbox::new()
+        .command(["/bin/true"])
+        .cwd("relative/dir")
+        .output()
+        .expect_err("relative cwd");
     assert!(matches!(err, Error::Policy(_)), "{err:?}");
     assert_eq!(err.layer(), Layer::Policy);
     assert_eq!(err.exit_code(), 125);
-    let err = Sandbox::new().command(["/bin/true"]).cwd("/usr/../etc").output().expect_err("cwd with ..");
+    let err = Sandbox::new()
+        .command(["/bin/true"])
+        .cwd("/usr/../etc")
+        .output()
+        .expect_err("cwd with ..");
     assert!(matches!(err, Error::Policy(_)), "{err:?}");
     let err = Sandbox::new().output().expect_err("no command");
     assert!(matches!(err, Error::Policy(_)), "{err:?}");
@@ -318,13 +413,25 @@ fn relative_cwd_is_a_policy_error_125() {
 #[test]
 fn proxy_is_unsupported_and_fails_closed() {
     require_root();
-    let policy = ProxyPolicy { allow: vec!["example.com".into()], ..ProxyPolicy::default() };
+    let policy = ProxyPolicy {
+        allow: vec!["example.com".into()],
+        ..ProxyPolicy::default()
+    };
     let err = Sandbox::new()
         .net(Net::Proxy(policy))
         .command(["/bin/true"])
         .output()
         .expect_err("the proxy is not available: must fail closed");
-    assert!(matches!(err, Error::Unsupported { layer: Layer::Proxy, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Unsupported {
+                layer: Layer::Proxy,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(err.layer(), Layer::Proxy);
     assert_eq!(err.exit_code(), 125);
     assert!(err.to_string().contains("proxy"), "{err}");
@@ -333,13 +440,26 @@ fn proxy_is_unsupported_and_fails_closed() {
 #[test]
 fn limits_are_unsupported_and_fail_closed() {
     require_root();
-    for limits in [Limits::new().memory(1 << 30), Limits::new().pids(64), Limits::new().cpu(1.0)] {
+    for limits in [
+        Limits::new().memory(1 << 30),
+        Limits::new().pids(64),
+        Limits::new().cpu(1.0),
+    ] {
         let err = Sandbox::new()
             .limits(limits.clone())
             .command(["/bin/true"])
             .output()
             .expect_err("cgroup limits are not available: must fail closed");
-        assert!(matches!(err, Error::Unsupported { layer: Layer::Cgroup, .. }), "{limits:?}: {err:?}");
+        assert!(
+            matches!(
+                err,
+                Error::Unsupported {
+                    layer: Layer::Cgroup,
+                    ..
+                }
+            ),
+            "{limits:?}: {err:?}"
+        );
         assert_eq!(err.layer(), Layer::Cgroup);
         assert_eq!(err.exit_code(), 125);
     }
@@ -351,7 +471,10 @@ fn limits_are_unsupported_and_fail_closed() {
         .command(["touch", "ran"])
         .output()
         .expect_err("must fail");
-    assert!(!ws.path().join("ran").exists(), "the command ran despite an unenforceable limit");
+    assert!(
+        !ws.path().join("ran").exists(),
+        "the command ran despite an unenforceable limit"
+    );
 }
 
 #[test]
@@ -372,15 +495,28 @@ fn missing_helper_is_a_helper_error_125() {
 #[test]
 fn uid_and_gid_inside() {
     require_root();
-    let out = Sandbox::new().uid(1000).gid(1000).command(["sh", "-c", "id -u; id -g"]).output().expect("output");
-    assert!(out.status.success(), "{}: {}", out.status, text(&out.stderr));
+    let out = Sandbox::new()
+        .uid(1000)
+        .gid(1000)
+        .command(["sh", "-c", "id -u; id -g"])
+        .output()
+        .expect("output");
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        text(&out.stderr)
+    );
     assert_eq!(text(&out.stdout), "1000\n1000\n");
 }
 
 #[test]
 fn default_uid_of_a_root_caller_is_root_inside_but_nobody_outside() {
     require_root();
-    let out = Sandbox::new().command(["id", "-u"]).output().expect("output");
+    let out = Sandbox::new()
+        .command(["id", "-u"])
+        .output()
+        .expect("output");
     assert_eq!(text(&out.stdout), "0\n");
     // On the host, the sandbox's processes run as the unprivileged id.
     let marker = format!("77.{}", std::process::id());
@@ -405,10 +541,22 @@ fn default_uid_of_a_root_caller_is_root_inside_but_nobody_outside() {
 #[test]
 fn hostname_inside() {
     require_root();
-    let out = Sandbox::new().hostname("agent").command(["hostname"]).output().expect("output");
-    assert!(out.status.success(), "{}: {}", out.status, text(&out.stderr));
+    let out = Sandbox::new()
+        .hostname("agent")
+        .command(["hostname"])
+        .output()
+        .expect("output");
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        text(&out.stderr)
+    );
     assert_eq!(text(&out.stdout), "agent\n");
-    let out = Sandbox::new().command(["cat", "/proc/sys/kernel/hostname"]).output().expect("output");
+    let out = Sandbox::new()
+        .command(["cat", "/proc/sys/kernel/hostname"])
+        .output()
+        .expect("output");
     assert_eq!(text(&out.stdout), "stockade\n");
 }
 
@@ -418,7 +566,11 @@ fn env_is_cleared_and_settable() {
     std::env::set_var("STOCKADE_TEST_SECRET", "leak");
     let out = Sandbox::new()
         .env("FOO", "bar")
-        .command(["sh", "-c", "echo \"$FOO|$HOME|${STOCKADE_TEST_SECRET-unset}\""])
+        .command([
+            "sh",
+            "-c",
+            "echo \"$FOO|$HOME|${STOCKADE_TEST_SECRET-unset}\"",
+        ])
         .output()
         .expect("output");
     assert_eq!(text(&out.stdout), "bar|/tmp|unset\n");
@@ -431,13 +583,30 @@ const DD_100K: &str = "dd if=/dev/zero of={dir}/small bs=1024 count=100 && wc -c
 
 fn assert_capped(fs: Fs, dir: &str) {
     // Positive control: 100 KiB fits.
-    let small = Sandbox::new().fs(fs.clone()).command(["sh", "-c", &DD_100K.replace("{dir}", dir)]).output().unwrap();
-    assert!(small.status.success(), "100 KiB into {dir}: {}: {}", small.status, text(&small.stderr));
+    let small = Sandbox::new()
+        .fs(fs.clone())
+        .command(["sh", "-c", &DD_100K.replace("{dir}", dir)])
+        .output()
+        .unwrap();
+    assert!(
+        small.status.success(),
+        "100 KiB into {dir}: {}: {}",
+        small.status,
+        text(&small.stderr)
+    );
     assert_eq!(text(&small.stdout).trim(), "102400");
     // 2 MiB does not.
-    let big = Sandbox::new().fs(fs).command(["sh", "-c", &DD_2M.replace("{dir}", dir)]).output().unwrap();
+    let big = Sandbox::new()
+        .fs(fs)
+        .command(["sh", "-c", &DD_2M.replace("{dir}", dir)])
+        .output()
+        .unwrap();
     assert!(!big.status.success(), "2 MiB into a 1 MiB {dir} succeeded");
-    assert!(text(&big.stderr).contains("No space left on device"), "2 MiB into {dir}: {}", text(&big.stderr));
+    assert!(
+        text(&big.stderr).contains("No space left on device"),
+        "2 MiB into {dir}: {}",
+        text(&big.stderr)
+    );
 }
 
 #[test]
@@ -458,11 +627,26 @@ fn default_tmp_is_private() {
     let name = format!("stockade-private-{}", std::process::id());
     let host = std::path::Path::new("/tmp").join(&name);
     std::fs::write(&host, "host").unwrap();
-    let out = sh(&format!("ls /tmp/{name} 2>&1; echo inside > /tmp/{name}-in; cat /tmp/{name}-in")).output().unwrap();
+    let out = sh(&format!(
+        "ls /tmp/{name} 2>&1; echo inside > /tmp/{name}-in; cat /tmp/{name}-in"
+    ))
+    .output()
+    .unwrap();
     let _ = std::fs::remove_file(&host);
-    assert!(text(&out.stdout).contains("No such file"), "host /tmp visible: {}", text(&out.stdout));
-    assert!(text(&out.stdout).ends_with("inside\n"), "{}", text(&out.stdout));
-    assert!(!std::path::Path::new(&format!("/tmp/{name}-in")).exists(), "sandbox /tmp write reached host");
+    assert!(
+        text(&out.stdout).contains("No such file"),
+        "host /tmp visible: {}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stdout).ends_with("inside\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        !std::path::Path::new(&format!("/tmp/{name}-in")).exists(),
+        "sandbox /tmp write reached host"
+    );
 }
 
 #[test]
@@ -474,10 +658,18 @@ fn rw_grant_writes_reach_the_host() {
         .command(["sh", "-c", "pwd; echo data > out.txt"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}: {}", out.status, text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        text(&out.stderr)
+    );
     // The default cwd is the first rw grant.
     assert_eq!(text(&out.stdout), format!("{}\n", ws.str()));
-    assert_eq!(std::fs::read_to_string(ws.path().join("out.txt")).unwrap(), "data\n");
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("out.txt")).unwrap(),
+        "data\n"
+    );
     // Files the sandbox creates belong to the caller (root) on the host, not
     // to the unprivileged id the sandbox runs as.
     use std::os::unix::fs::MetadataExt;
@@ -495,22 +687,52 @@ fn declared_pass_through_fd_reaches_its_target_and_nothing_else_does() {
     let (mut rd, wr) = std::io::pipe().unwrap();
     let out = Sandbox::new()
         .pass_fd(wr, 7)
-        .command(["sh", "-c", "echo through-fd-7 >&7; ls /proc/self/fd | tr '\\n' ' '"])
+        .command([
+            "sh",
+            "-c",
+            "echo through-fd-7 >&7; ls /proc/self/fd | tr '\\n' ' '",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut got = String::new();
     rd.read_to_string(&mut got).unwrap();
-    assert_eq!(got, "through-fd-7\n", "the pass-through reaches the host's pipe");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0 1 2 3 7", "only stdio, ls's own dir fd and fd 7");
+    assert_eq!(
+        got, "through-fd-7\n",
+        "the pass-through reaches the host's pipe"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "0 1 2 3 7",
+        "only stdio, ls's own dir fd and fd 7"
+    );
 
     for bad in [2, 256, -1] {
         let (_r, w) = std::io::pipe().unwrap();
-        let err = Sandbox::new().pass_fd(w, bad).command(["true"]).status().unwrap_err();
-        assert!(matches!(err, stockade::Error::Policy(_)), "target {bad}: {err}");
+        let err = Sandbox::new()
+            .pass_fd(w, bad)
+            .command(["true"])
+            .status()
+            .unwrap_err();
+        assert!(
+            matches!(err, stockade::Error::Policy(_)),
+            "target {bad}: {err}"
+        );
     }
     let (_r1, w1) = std::io::pipe().unwrap();
     let (_r2, w2) = std::io::pipe().unwrap();
-    let err = Sandbox::new().pass_fd(w1, 9).pass_fd(w2, 9).command(["true"]).status().unwrap_err();
-    assert!(matches!(err, stockade::Error::Policy(_)), "duplicate target: {err}");
+    let err = Sandbox::new()
+        .pass_fd(w1, 9)
+        .pass_fd(w2, 9)
+        .command(["true"])
+        .status()
+        .unwrap_err();
+    assert!(
+        matches!(err, stockade::Error::Policy(_)),
+        "duplicate target: {err}"
+    );
 }

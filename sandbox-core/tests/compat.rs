@@ -34,7 +34,11 @@ fn ok_in(ws: &Workspace, script: &str) -> String {
 }
 
 fn host_has(program: &str) -> bool {
-    Command::new("which").arg(program).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("which")
+        .arg(program)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 #[test]
@@ -42,15 +46,27 @@ fn sh_pipelines() {
     require_root();
     let ws = Workspace::new("pipe");
     assert_eq!(ok_in(&ws, "printf 'b\\na\\n' | sort | head -1"), "a\n");
-    assert_eq!(ok_in(&ws, "seq 1 100 | awk '{s+=$1} END {print s}'"), "5050\n");
+    assert_eq!(
+        ok_in(&ws, "seq 1 100 | awk '{s+=$1} END {print s}'"),
+        "5050\n"
+    );
     assert_eq!(ok_in(&ws, "echo $(( 6 * 7 ))"), "42\n");
-    assert_eq!(ok_in(&ws, "x=$(echo inner); echo \"outer $x\""), "outer inner\n");
-    assert_eq!(ok_in(&ws, "printf 'c\\nb\\na\\nb\\n' | sort -u | tr '\\n' ,"), "a,b,c,");
+    assert_eq!(
+        ok_in(&ws, "x=$(echo inner); echo \"outer $x\""),
+        "outer inner\n"
+    );
+    assert_eq!(
+        ok_in(&ws, "printf 'c\\nb\\na\\nb\\n' | sort -u | tr '\\n' ,"),
+        "a,b,c,"
+    );
     assert_eq!(ok_in(&ws, "yes | head -3 | xargs echo"), "y y y\n");
     // Here-document (the shell writes it to a temp file or pipe).
     assert_eq!(ok_in(&ws, "cat <<EOF\nheredoc\nEOF"), "heredoc\n");
     // bash too, with process substitution (needs /dev/fd).
-    assert_eq!(ok_in(&ws, "bash -c 'diff <(echo a) <(echo a) && echo same'"), "same\n");
+    assert_eq!(
+        ok_in(&ws, "bash -c 'diff <(echo a) <(echo a) && echo same'"),
+        "same\n"
+    );
 }
 
 #[test]
@@ -66,31 +82,79 @@ fn coreutils_file_operations() {
         ok_in(&ws, "sha256sum h.txt"),
         "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03  h.txt\n"
     );
-    assert_eq!(ok_in(&ws, "md5sum < h.txt"), "b1946ac92492d2347c6235b4d2611184  -\n");
-    ok_in(&ws, "rm h.txt && rm -r d/e && test ! -e h.txt && test ! -e d/e");
+    assert_eq!(
+        ok_in(&ws, "md5sum < h.txt"),
+        "b1946ac92492d2347c6235b4d2611184  -\n"
+    );
+    ok_in(
+        &ws,
+        "rm h.txt && rm -r d/e && test ! -e h.txt && test ! -e d/e",
+    );
     assert_eq!(ok_in(&ws, "ls -A"), "d\n");
-    assert_eq!(ok_in(&ws, "ln -s d/f.txt link && readlink link && cat link"), "d/f.txt\nhello\n");
-    assert_eq!(ok_in(&ws, "chmod 600 d/f.txt && stat -c %a d/f.txt"), "600\n");
+    assert_eq!(
+        ok_in(&ws, "ln -s d/f.txt link && readlink link && cat link"),
+        "d/f.txt\nhello\n"
+    );
+    assert_eq!(
+        ok_in(&ws, "chmod 600 d/f.txt && stat -c %a d/f.txt"),
+        "600\n"
+    );
     // `ls -l` resolves owner names through /etc/passwd.
     let long = ok_in(&ws, "ls -l d/f.txt");
     assert!(long.starts_with("-rw------- 1 root root 6 "), "{long}");
     // The workspace is the host directory: the files are really there.
-    assert_eq!(std::fs::read_to_string(ws.path().join("d/f.txt")).unwrap(), "hello\n");
-    assert_eq!(std::fs::read_link(ws.path().join("link")).unwrap(), Path::new("d/f.txt"));
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("d/f.txt")).unwrap(),
+        "hello\n"
+    );
+    assert_eq!(
+        std::fs::read_link(ws.path().join("link")).unwrap(),
+        Path::new("d/f.txt")
+    );
 }
 
 #[test]
 fn coreutils_text_tools() {
     require_root();
     let ws = Workspace::new("text");
-    assert_eq!(ok_in(&ws, "echo 'Hello World' | tr a-z A-Z"), "HELLO WORLD\n");
-    assert_eq!(ok_in(&ws, "echo 'foo bar foo' | sed 's/foo/baz/g'"), "baz bar baz\n");
-    assert_eq!(ok_in(&ws, "printf 'a 1\\nb 2\\nc 3\\n' | awk '$2 > 1 {print $1}'"), "b\nc\n");
-    assert_eq!(ok_in(&ws, "printf 'x\\ny\\nx\\n' | sort | uniq -c | awk '{print $1 $2}'"), "2x\n1y\n");
-    assert_eq!(ok_in(&ws, "printf 'k=v\\n' > f.conf && sed -i 's/v/w/' f.conf && cat f.conf"), "k=w\n");
-    assert_eq!(ok_in(&ws, "echo abc > a.txt && grep -rn b ."), "./a.txt:1:abc\n");
+    assert_eq!(
+        ok_in(&ws, "echo 'Hello World' | tr a-z A-Z"),
+        "HELLO WORLD\n"
+    );
+    assert_eq!(
+        ok_in(&ws, "echo 'foo bar foo' | sed 's/foo/baz/g'"),
+        "baz bar baz\n"
+    );
+    assert_eq!(
+        ok_in(&ws, "printf 'a 1\\nb 2\\nc 3\\n' | awk '$2 > 1 {print $1}'"),
+        "b\nc\n"
+    );
+    assert_eq!(
+        ok_in(
+            &ws,
+            "printf 'x\\ny\\nx\\n' | sort | uniq -c | awk '{print $1 $2}'"
+        ),
+        "2x\n1y\n"
+    );
+    assert_eq!(
+        ok_in(
+            &ws,
+            "printf 'k=v\\n' > f.conf && sed -i 's/v/w/' f.conf && cat f.conf"
+        ),
+        "k=w\n"
+    );
+    assert_eq!(
+        ok_in(&ws, "echo abc > a.txt && grep -rn b ."),
+        "./a.txt:1:abc\n"
+    );
     assert_eq!(ok_in(&ws, "echo 'a,b,c' | cut -d, -f2"), "b\n");
-    assert_eq!(ok_in(&ws, "printf '1\\n2\\n' > x; printf '1\\n3\\n' > y; diff x y | grep '^[<>]'"), "< 2\n> 3\n");
+    assert_eq!(
+        ok_in(
+            &ws,
+            "printf '1\\n2\\n' > x; printf '1\\n3\\n' > y; diff x y | grep '^[<>]'"
+        ),
+        "< 2\n> 3\n"
+    );
     assert_eq!(ok_in(&ws, "echo aGVsbG8K | base64 -d"), "hello\n");
 }
 
@@ -100,30 +164,55 @@ fn coreutils_env_and_date() {
     let ws = Workspace::new("env");
     let env = ok_in(&ws, "env | sort");
     assert!(env.lines().any(|l| l == "HOME=/tmp"), "{env}");
-    assert!(env.lines().any(|l| l.starts_with("PATH=") && l.contains("/usr/bin")), "{env}");
+    assert!(
+        env.lines()
+            .any(|l| l.starts_with("PATH=") && l.contains("/usr/bin")),
+        "{env}"
+    );
     assert_eq!(ok_in(&ws, "env FOO=bar sh -c 'echo $FOO'"), "bar\n");
     assert_eq!(ok_in(&ws, "date -u -d @0 +%F"), "1970-01-01\n");
     // The wall clock inside is the host's (the time namespace only moves
     // monotonic/boot clocks).
     let inside: i64 = ok_in(&ws, "date +%s").trim().parse().unwrap();
-    let host = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    assert!((inside - host).abs() <= 5, "inside date {inside} vs host {host}");
+    let host = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        (inside - host).abs() <= 5,
+        "inside date {inside} vs host {host}"
+    );
     // whoami / id need /etc/passwd and /etc/group.
     assert_eq!(ok_in(&ws, "whoami; id -un; id -gn"), "root\nroot\nroot\n");
     assert_eq!(ok_in(&ws, "pwd"), format!("{}\n", ws.str()));
-    assert_eq!(ok_in(&ws, "cd && pwd && echo tmpwrite > x && cat x"), "/tmp\ntmpwrite\n");
+    assert_eq!(
+        ok_in(&ws, "cd && pwd && echo tmpwrite > x && cat x"),
+        "/tmp\ntmpwrite\n"
+    );
 }
 
 #[test]
 fn devices_and_proc_basics() {
     require_root();
     let ws = Workspace::new("dev");
-    assert_eq!(ok_in(&ws, "echo gone > /dev/null; head -c 16 /dev/urandom | wc -c"), "16\n");
-    assert_eq!(ok_in(&ws, "head -c 4 /dev/zero | od -An -tx1 | tr -d ' '"), "00000000\n");
+    assert_eq!(
+        ok_in(
+            &ws,
+            "echo gone > /dev/null; head -c 16 /dev/urandom | wc -c"
+        ),
+        "16\n"
+    );
+    assert_eq!(
+        ok_in(&ws, "head -c 4 /dev/zero | od -An -tx1 | tr -d ' '"),
+        "00000000\n"
+    );
     assert_eq!(ok_in(&ws, "nproc >/dev/null && echo ok"), "ok\n");
     // ps reads the private /proc: our shell is there, and the pid namespace is small.
     let ps = ok_in(&ws, "ps -eo pid=,comm=");
-    assert!(ps.lines().any(|l| l.trim_start().starts_with("1 ")), "no PID 1 in ps: {ps}");
+    assert!(
+        ps.lines().any(|l| l.trim_start().starts_with("1 ")),
+        "no PID 1 in ps: {ps}"
+    );
     assert!(ps.lines().count() <= 5, "host processes visible? {ps}");
 }
 
@@ -153,9 +242,19 @@ fn dev_stdio_paths_are_usable() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"from-stdin\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from-stdin\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(text(&out.stdout), "from-stdin\n", "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "from-stdin\n",
+        "stderr: {}",
+        text(&out.stderr)
+    );
     assert!(out.status.success(), "{}", out.status);
 }
 
@@ -177,10 +276,22 @@ print(json.dumps({"n": n, "sha": hashlib.sha256(b"hello\n").hexdigest()[:8], "ss
 '"#;
     let out = ok_in(&ws, script);
     assert_eq!(out, "{\"certs\": true, \"n\": 42, \"sha\": \"5891b5b5\", \"ssl\": \"OpenSSL\", \"tmp\": \"/tmp\"}\n");
-    assert!(ws.path().join("t.db").is_file(), "sqlite file not written to the workspace");
-    assert_eq!(ok_in(&ws, "python3 -c 'import sys; print(sys.version_info[0])'"), "3\n");
+    assert!(
+        ws.path().join("t.db").is_file(),
+        "sqlite file not written to the workspace"
+    );
+    assert_eq!(
+        ok_in(&ws, "python3 -c 'import sys; print(sys.version_info[0])'"),
+        "3\n"
+    );
     // multiprocessing needs /dev/shm semaphores; venv writes into the workspace.
-    assert_eq!(ok_in(&ws, "python3 -c 'import multiprocessing as m; print(m.Pool(2).map(abs, [1, -2]))'"), "[1, 2]\n");
+    assert_eq!(
+        ok_in(
+            &ws,
+            "python3 -c 'import multiprocessing as m; print(m.Pool(2).map(abs, [1, -2]))'"
+        ),
+        "[1, 2]\n"
+    );
     assert_eq!(
         ok_in(&ws, "python3 -m venv --without-pip venv && ./venv/bin/python -c 'import sys; print(sys.prefix != sys.base_prefix)'"),
         "True\n"
@@ -225,8 +336,13 @@ fn git_round_trip(git: &str) {
     );
     let log = ok_in(&ws, &script);
     let line = log.trim_end();
-    let (hash, msg) = line.split_once(' ').unwrap_or_else(|| panic!("{git} log: {log:?}"));
-    assert!(hash.len() >= 7 && hash.chars().all(|c| c.is_ascii_hexdigit()), "{git} log: {log:?}");
+    let (hash, msg) = line
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("{git} log: {log:?}"));
+    assert!(
+        hash.len() >= 7 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+        "{git} log: {log:?}"
+    );
     assert_eq!(msg, "m", "{git} log: {log:?}");
     assert_eq!(log.lines().count(), 1);
 
@@ -243,10 +359,22 @@ fn git_round_trip(git: &str) {
     assert!(ws.path().join("wt/f.txt").is_file());
     // The host's git sees the same repository.
     let host = Command::new("git")
-        .args(["-C", ws.path().join("repo").to_str().unwrap(), "-c", "safe.directory=*", "log", "--format=%s"])
+        .args([
+            "-C",
+            ws.path().join("repo").to_str().unwrap(),
+            "-c",
+            "safe.directory=*",
+            "log",
+            "--format=%s",
+        ])
         .output()
         .unwrap();
-    assert_eq!(text(&host.stdout), "add\nm\n", "host git: {}", text(&host.stderr));
+    assert_eq!(
+        text(&host.stdout),
+        "add\nm\n",
+        "host git: {}",
+        text(&host.stderr)
+    );
 }
 
 #[test]
@@ -276,7 +404,10 @@ fn gcc_and_make() {
         "#include <stdio.h>\nint main(void) { printf(\"hello from c\\n\"); return 0; }\n",
     )
     .unwrap();
-    assert_eq!(ok_in(&ws, "gcc hello.c -o hello && ./hello"), "hello from c\n");
+    assert_eq!(
+        ok_in(&ws, "gcc hello.c -o hello && ./hello"),
+        "hello from c\n"
+    );
     std::fs::write(
         ws.path().join("Makefile"),
         "all: greet\n\ngreet: greet.c\n\t$(CC) -O1 -o $@ $<\n\nrun: greet\n\t./greet\n\nclean:\n\trm -f greet\n",
@@ -289,10 +420,17 @@ fn gcc_and_make() {
     .unwrap();
     let out = ok_in(&ws, "make -s run");
     assert_eq!(out, "7\n");
-    assert_eq!(ok_in(&ws, "make -s clean && test ! -e greet && echo clean"), "clean\n");
+    assert_eq!(
+        ok_in(&ws, "make -s clean && test ! -e greet && echo clean"),
+        "clean\n"
+    );
     // cc/c++ via the alternatives links in /etc.
     if Path::new("/usr/bin/g++").exists() {
-        std::fs::write(ws.path().join("h.cpp"), "#include <iostream>\nint main(){std::cout<<\"cpp\\n\";}\n").unwrap();
+        std::fs::write(
+            ws.path().join("h.cpp"),
+            "#include <iostream>\nint main(){std::cout<<\"cpp\\n\";}\n",
+        )
+        .unwrap();
         assert_eq!(ok_in(&ws, "g++ h.cpp -o hpp && ./hpp"), "cpp\n");
     }
 }
@@ -309,7 +447,10 @@ fn tar_gzip_round_trip() {
     );
     assert_eq!(out, "same\nsrc/\nsrc/a.txt\nsrc/sub/\nsrc/sub/b.txt\n");
     // The host's tar agrees with the archive.
-    let host = Command::new("tar").args(["tzf", ws.path().join("a.tgz").to_str().unwrap()]).output().unwrap();
+    let host = Command::new("tar")
+        .args(["tzf", ws.path().join("a.tgz").to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(host.status.success());
     assert_eq!(text(&host.stdout).lines().count(), 4);
 }
@@ -337,6 +478,12 @@ fn find_and_grep() {
     let ws = Workspace::new("find");
     ok_in(&ws, "mkdir -p b/c && touch a.txt b/c.txt b/c/d.md");
     assert_eq!(ok_in(&ws, "find . -name '*.txt' | grep -c txt"), "2\n");
-    assert_eq!(ok_in(&ws, "find . -type f | sort"), "./a.txt\n./b/c.txt\n./b/c/d.md\n");
-    assert_eq!(ok_in(&ws, "find . -name '*.md' -exec basename {} \\;"), "d.md\n");
+    assert_eq!(
+        ok_in(&ws, "find . -type f | sort"),
+        "./a.txt\n./b/c.txt\n./b/c/d.md\n"
+    );
+    assert_eq!(
+        ok_in(&ws, "find . -name '*.md' -exec basename {} \\;"),
+        "d.md\n"
+    );
 }

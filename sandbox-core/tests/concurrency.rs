@@ -38,7 +38,9 @@ fn with_watchdog<F: FnOnce() + Send + 'static>(name: &str, work: F) {
             }
         }
         Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{name}: still running after {WATCHDOG:?}: deadlock or hang in concurrent spawns")
+            panic!(
+                "{name}: still running after {WATCHDOG:?}: deadlock or hang in concurrent spawns"
+            )
         }
     }
 }
@@ -58,7 +60,10 @@ fn assert_no_children(what: &str) {
         if kids.is_empty() {
             return;
         }
-        assert!(Instant::now() < deadline, "{what}: child processes left behind (pid, state, name): {kids:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: child processes left behind (pid, state, name): {kids:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -66,7 +71,9 @@ fn assert_no_children(what: &str) {
 impl Baseline {
     fn take() -> Self {
         assert_no_children("before the test");
-        Baseline { fds: open_fd_count() }
+        Baseline {
+            fds: open_fd_count(),
+        }
     }
 
     fn check(&self, what: &str) {
@@ -76,9 +83,18 @@ impl Baseline {
             let list: Vec<String> = std::fs::read_dir("/proc/self/fd")
                 .unwrap()
                 .flatten()
-                .map(|e| format!("{} -> {:?}", e.file_name().to_string_lossy(), std::fs::read_link(e.path()).ok()))
+                .map(|e| {
+                    format!(
+                        "{} -> {:?}",
+                        e.file_name().to_string_lossy(),
+                        std::fs::read_link(e.path()).ok()
+                    )
+                })
                 .collect();
-            panic!("{what}: open fds went from {} to {fds}: {list:#?}", self.fds);
+            panic!(
+                "{what}: open fds went from {} to {fds}: {list:#?}",
+                self.fds
+            );
         }
     }
 }
@@ -89,7 +105,10 @@ fn two_hundred_concurrent_sandboxes() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // Warm up once so lazily opened process-wide state (if any) is not counted
     // as a leak.
-    let warm = Sandbox::new().command(["/bin/true"]).output().expect("warm-up sandbox");
+    let warm = Sandbox::new()
+        .command(["/bin/true"])
+        .output()
+        .expect("warm-up sandbox");
     assert!(warm.status.success());
     let base = Baseline::take();
     let started = Instant::now();
@@ -108,7 +127,12 @@ fn two_hundred_concurrent_sandboxes() {
                             .command(["sh", "-c", "echo $$; echo \"$0\" >&2", &format!("t{t}-{i}")])
                             .output()
                             .unwrap_or_else(|e| panic!("sandbox t{t}-{i} failed to run: {e}"));
-                        assert!(out.status.success(), "t{t}-{i}: {}: {}", out.status, text(&out.stderr));
+                        assert!(
+                            out.status.success(),
+                            "t{t}-{i}: {}: {}",
+                            out.status,
+                            text(&out.stderr)
+                        );
                         // Each sandbox has its own pid namespace: the command is
                         // PID 2 under the sandbox's init, whatever the host does.
                         assert_eq!(text(&out.stdout), "2\n", "t{t}-{i}");
@@ -134,7 +158,10 @@ fn two_hundred_concurrent_sandboxes() {
 fn concurrent_mixed_lifecycles() {
     require_root();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let warm = Sandbox::new().command(["/bin/true"]).output().expect("warm-up sandbox");
+    let warm = Sandbox::new()
+        .command(["/bin/true"])
+        .output()
+        .expect("warm-up sandbox");
     assert!(warm.status.success());
     let ws = Workspace::new("mixed");
     let base = Baseline::take();
@@ -213,28 +240,46 @@ fn concurrent_mixed_lifecycles() {
                                 assert!(out.status.timed_out(), "{tag}: {:?}", out.status);
                             }
                             4 => {
-                                let e = Sandbox::new().command(["no-such-program"]).output().unwrap_err();
+                                let e = Sandbox::new()
+                                    .command(["no-such-program"])
+                                    .output()
+                                    .unwrap_err();
                                 assert!(matches!(e, Error::NotFound(_)), "{tag}: {e:?}");
                             }
                             _ => {
                                 let out = Sandbox::new()
                                     .fs(Fs::minimal().rw(&root))
-                                    .command(["sh", "-c", &format!("echo {tag} > {tag}.txt && cat {tag}.txt")])
+                                    .command([
+                                        "sh",
+                                        "-c",
+                                        &format!("echo {tag} > {tag}.txt && cat {tag}.txt"),
+                                    ])
                                     .output()
                                     .unwrap();
-                                assert_eq!(text(&out.stdout), format!("{tag}\n"), "{}", text(&out.stderr));
+                                assert_eq!(
+                                    text(&out.stdout),
+                                    format!("{tag}\n"),
+                                    "{}",
+                                    text(&out.stderr)
+                                );
                             }
                         }
                     }
                 })
             })
             .collect();
-        let mut holders: Vec<_> = holders.into_iter().map(|h| h.join().expect("holder spawn")).collect();
+        let mut holders: Vec<_> = holders
+            .into_iter()
+            .map(|h| h.join().expect("holder spawn"))
+            .collect();
         for w in workers {
             w.join().expect("worker thread panicked");
         }
         let took = phase.elapsed();
-        assert!(took < Duration::from_secs(30), "workers took {took:?}: blocked on a concurrent sandbox?");
+        assert!(
+            took < Duration::from_secs(30),
+            "workers took {took:?}: blocked on a concurrent sandbox?"
+        );
         for h in &mut holders {
             assert_eq!(h.try_wait().unwrap(), None, "holder ended early");
             h.kill().unwrap();

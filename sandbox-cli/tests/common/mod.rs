@@ -107,16 +107,31 @@ pub fn test_user() -> TestUser {
         // 9 = "username already in use": fine.
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            out.status.success() || out.status.code() == Some(9) || stderr.contains("already exists"),
+            out.status.success()
+                || out.status.code() == Some(9)
+                || stderr.contains("already exists"),
             "useradd -M {TEST_USER} failed: {:?} {stderr}",
             out.status
         );
         let id = |flag: &str| -> u32 {
-            let o = Command::new("id").args([flag, TEST_USER]).output().expect("cannot run id");
-            assert!(o.status.success(), "id {flag} {TEST_USER} failed: {}", String::from_utf8_lossy(&o.stderr));
-            String::from_utf8_lossy(&o.stdout).trim().parse().expect("id printed a number")
+            let o = Command::new("id")
+                .args([flag, TEST_USER])
+                .output()
+                .expect("cannot run id");
+            assert!(
+                o.status.success(),
+                "id {flag} {TEST_USER} failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse()
+                .expect("id printed a number")
         };
-        let user = TestUser { uid: id("-u"), gid: id("-g") };
+        let user = TestUser {
+            uid: id("-u"),
+            gid: id("-g"),
+        };
         assert_ne!(user.uid, 0, "{TEST_USER} must not be root");
         user
     })
@@ -142,13 +157,22 @@ pub fn user_stockade_bin() -> PathBuf {
         .get_or_init(|| {
             let src = stockade_bin();
             let init = src.with_file_name("stockade-init");
-            assert!(init.is_file(), "stockade-init not found next to {} (run `cargo build` first)", src.display());
-            let dir = PathBuf::from(format!("/tmp/stockade-it-bin-{}-{}", std::process::id(), random_hex(8)));
+            assert!(
+                init.is_file(),
+                "stockade-init not found next to {} (run `cargo build` first)",
+                src.display()
+            );
+            let dir = PathBuf::from(format!(
+                "/tmp/stockade-it-bin-{}-{}",
+                std::process::id(),
+                random_hex(8)
+            ));
             fs::create_dir(&dir).expect("create bin dir");
             fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod bin dir");
             for (from, name) in [(&src, "stockade"), (&init, "stockade-init")] {
                 let to = dir.join(name);
-                fs::copy(from, &to).unwrap_or_else(|e| panic!("copy {} -> {}: {e}", from.display(), to.display()));
+                fs::copy(from, &to)
+                    .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", from.display(), to.display()));
                 fs::set_permissions(&to, fs::Permissions::from_mode(0o755)).expect("chmod binary");
             }
             // SAFETY: registering a plain extern "C" fn without captured state.
@@ -160,7 +184,14 @@ pub fn user_stockade_bin() -> PathBuf {
 
 /// Full path of a host tool (sbin is not always on the test's PATH).
 pub fn find_tool(name: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/sbin", "/usr/bin", "/bin", "/usr/local/sbin", "/usr/local/bin"] {
+    for dir in [
+        "/usr/sbin",
+        "/sbin",
+        "/usr/bin",
+        "/bin",
+        "/usr/local/sbin",
+        "/usr/local/bin",
+    ] {
         let p = Path::new(dir).join(name);
         if p.is_file() {
             return p;
@@ -220,13 +251,23 @@ pub fn stderr(out: &Output) -> String {
 
 /// Everything about a run, for assertion messages.
 pub fn describe(out: &Output) -> String {
-    format!("status={:?}\n--- stdout ---\n{}\n--- stderr ---\n{}", out.status, stdout(out), stderr(out))
+    format!(
+        "status={:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    )
 }
 
 /// Assert the CLI exited with `expected`.
 #[track_caller]
 pub fn assert_code(out: &Output, expected: i32) {
-    assert_eq!(code(out), Some(expected), "unexpected exit status\n{}", describe(out));
+    assert_eq!(
+        code(out),
+        Some(expected),
+        "unexpected exit status\n{}",
+        describe(out)
+    );
 }
 
 /// Assert a setup refusal: exit 125 and exactly one non-empty line on stderr, naming stockade.
@@ -235,8 +276,17 @@ pub fn assert_refused(out: &Output) -> String {
     assert_code(out, 125);
     let err = stderr(out);
     let lines: Vec<&str> = err.trim_end_matches('\n').lines().collect();
-    assert_eq!(lines.len(), 1, "a refusal must be a single stderr line\n{}", describe(out));
-    assert!(lines[0].starts_with("stockade: ") && lines[0].len() > "stockade: ".len(), "{}", describe(out));
+    assert_eq!(
+        lines.len(),
+        1,
+        "a refusal must be a single stderr line\n{}",
+        describe(out)
+    );
+    assert!(
+        lines[0].starts_with("stockade: ") && lines[0].len() > "stockade: ".len(),
+        "{}",
+        describe(out)
+    );
     lines[0].to_string()
 }
 
@@ -269,7 +319,8 @@ impl Script {
     /// Run `cmd` and record its status and combined output under `name`.
     pub fn probe(mut self, name: &str, cmd: &str) -> Self {
         assert!(!name.contains(' '), "probe names are single words");
-        self.body.push_str(&format!("probe {} {}\n", name, shq(cmd)));
+        self.body
+            .push_str(&format!("probe {} {}\n", name, shq(cmd)));
         self
     }
 
@@ -298,15 +349,32 @@ pub struct Probe {
 #[track_caller]
 pub fn probes(out: &Output) -> Probes {
     let text = stdout(out);
-    assert!(text.lines().any(|l| l == "@done"), "the probe script did not run to its end\n{}", describe(out));
+    assert!(
+        text.lines().any(|l| l == "@done"),
+        "the probe script did not run to its end\n{}",
+        describe(out)
+    );
     let mut map = BTreeMap::new();
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix('@') else { continue };
-        let Some((name, rest)) = rest.split_once(" rc=") else { continue };
+        let Some(rest) = line.strip_prefix('@') else {
+            continue;
+        };
+        let Some((name, rest)) = rest.split_once(" rc=") else {
+            continue;
+        };
         let (rc, o) = rest.split_once(" out=").unwrap_or((rest, ""));
-        map.insert(name.to_string(), Probe { rc: rc.parse().unwrap_or(-1), out: o.trim_end().to_string() });
+        map.insert(
+            name.to_string(),
+            Probe {
+                rc: rc.parse().unwrap_or(-1),
+                out: o.trim_end().to_string(),
+            },
+        );
     }
-    Probes { map, all: describe(out) }
+    Probes {
+        map,
+        all: describe(out),
+    }
 }
 
 pub struct Probes {
@@ -317,21 +385,31 @@ pub struct Probes {
 impl Probes {
     #[track_caller]
     pub fn get(&self, name: &str) -> &Probe {
-        self.map.get(name).unwrap_or_else(|| panic!("probe {name} missing\n{}", self.all))
+        self.map
+            .get(name)
+            .unwrap_or_else(|| panic!("probe {name} missing\n{}", self.all))
     }
 
     /// Assert the probe succeeded and printed exactly `expected` (trailing space trimmed).
     #[track_caller]
     pub fn ok(&self, name: &str, expected: &str) {
         let p = self.get(name);
-        assert!(p.rc == 0 && p.out == expected, "probe {name}: want rc=0 out={expected:?}, got {p:?}\n{}", self.all);
+        assert!(
+            p.rc == 0 && p.out == expected,
+            "probe {name}: want rc=0 out={expected:?}, got {p:?}\n{}",
+            self.all
+        );
     }
 
     /// Assert the probe succeeded; return its output.
     #[track_caller]
     pub fn ok_any(&self, name: &str) -> String {
         let p = self.get(name);
-        assert!(p.rc == 0, "probe {name}: want rc=0, got {p:?}\n{}", self.all);
+        assert!(
+            p.rc == 0,
+            "probe {name}: want rc=0, got {p:?}\n{}",
+            self.all
+        );
         p.out.clone()
     }
 
@@ -369,7 +447,9 @@ impl Probes {
 /// Hex string of `bytes` random bytes.
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
-    fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).expect("read /dev/urandom");
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .expect("read /dev/urandom");
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -377,7 +457,9 @@ pub fn random_hex(bytes: usize) -> String {
 /// so the marker is both a valid argument and unique on the host.
 pub fn random_digits() -> String {
     let mut buf = [0u8; 8];
-    fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).expect("read /dev/urandom");
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .expect("read /dev/urandom");
     format!("{:012}", u64::from_le_bytes(buf) % 1_000_000_000_000)
 }
 
@@ -407,7 +489,11 @@ impl TestDir {
 
     /// `self/rel` as a string (paths here are plain ASCII).
     pub fn join(&self, rel: &str) -> String {
-        self.path.join(rel).to_str().expect("ascii path").to_string()
+        self.path
+            .join(rel)
+            .to_str()
+            .expect("ascii path")
+            .to_string()
     }
 
     /// Create a 0755 subdir (with parents).
@@ -460,8 +546,17 @@ pub fn chown_tree(root: &Path, uid: u32, gid: u32) {
     let c = CString::new(root.as_os_str().as_bytes()).expect("path without NUL");
     // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
     let rc = unsafe { libc::lchown(c.as_ptr(), uid, gid) };
-    assert_eq!(rc, 0, "lchown {}: {}", root.display(), std::io::Error::last_os_error());
-    if fs::symlink_metadata(root).map(|m| m.is_dir()).unwrap_or(false) {
+    assert_eq!(
+        rc,
+        0,
+        "lchown {}: {}",
+        root.display(),
+        std::io::Error::last_os_error()
+    );
+    if fs::symlink_metadata(root)
+        .map(|m| m.is_dir())
+        .unwrap_or(false)
+    {
         for e in fs::read_dir(root).expect("read_dir") {
             chown_tree(&e.expect("dir entry").path(), uid, gid);
         }
@@ -489,8 +584,22 @@ pub fn set_xattr(path: &Path, name: &str, value: &[u8]) {
     let p = CString::new(path.as_os_str().as_bytes()).unwrap();
     let n = CString::new(name).unwrap();
     // SAFETY: valid NUL-terminated strings and a buffer of value.len() bytes.
-    let rc = unsafe { libc::lsetxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
-    assert_eq!(rc, 0, "lsetxattr {} {name}: {}", path.display(), std::io::Error::last_os_error());
+    let rc = unsafe {
+        libc::lsetxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "lsetxattr {} {name}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 /// All extended attributes of `path` (names via llistxattr, values via lgetxattr), sorted.
@@ -498,11 +607,21 @@ pub fn xattrs(path: &Path) -> BTreeMap<String, Vec<u8>> {
     let p = CString::new(path.as_os_str().as_bytes()).unwrap();
     // SAFETY: a NULL buffer of size 0 asks for the needed size.
     let size = unsafe { libc::llistxattr(p.as_ptr(), std::ptr::null_mut(), 0) };
-    assert!(size >= 0, "llistxattr {}: {}", path.display(), std::io::Error::last_os_error());
+    assert!(
+        size >= 0,
+        "llistxattr {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
     let mut names = vec![0u8; size as usize];
     // SAFETY: `names` has `names.len()` writable bytes.
     let got = unsafe { libc::llistxattr(p.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-    assert!(got >= 0, "llistxattr {}: {}", path.display(), std::io::Error::last_os_error());
+    assert!(
+        got >= 0,
+        "llistxattr {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
     names.truncate(got as usize);
     let mut map = BTreeMap::new();
     for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
@@ -525,20 +644,29 @@ pub fn xattrs(path: &Path) -> BTreeMap<String, Vec<u8>> {
 pub fn procs_with(marker: &str) -> Vec<(i32, char, String)> {
     let me = std::process::id() as i32;
     let mut found = Vec::new();
-    let Ok(entries) = fs::read_dir("/proc") else { return found };
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return found;
+    };
     for e in entries.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         if pid == me {
             continue;
         }
-        let Ok(raw) = fs::read(e.path().join("cmdline")) else { continue };
+        let Ok(raw) = fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
         let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
         if !cmdline.contains(marker) {
             continue;
         }
         let state = fs::read_to_string(e.path().join("stat"))
             .ok()
-            .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.chars().next().unwrap_or('?')))
+            .and_then(|s| {
+                s.rsplit_once(") ")
+                    .map(|(_, rest)| rest.chars().next().unwrap_or('?'))
+            })
             .unwrap_or('?');
         found.push((pid, state, cmdline.trim_end().to_string()));
     }
@@ -547,5 +675,8 @@ pub fn procs_with(marker: &str) -> Vec<(i32, char, String)> {
 
 /// The host's hostname, from the kernel.
 pub fn host_hostname() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname").expect("read hostname").trim().to_string()
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("read hostname")
+        .trim()
+        .to_string()
 }

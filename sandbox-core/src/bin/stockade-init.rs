@@ -1,1 +1,3 @@
-fn main() { stockade::helper_main() }
+fn main() {
+    stockade::helper_main()
+}

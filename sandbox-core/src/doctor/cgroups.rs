@@ -92,9 +92,14 @@ pub(super) fn layout(
     read_controllers: &dyn Fn(&Path) -> Option<String>,
 ) -> Layout {
     let v1_mounts: Vec<&Mount> = mounts.iter().filter(|m| m.fstype == "cgroup").collect();
-    let has_v1_controllers = v1_mounts.iter().any(|m| V1_CONTROLLERS.iter().any(|c| m.has_super_opt(c)));
+    let has_v1_controllers = v1_mounts
+        .iter()
+        .any(|m| V1_CONTROLLERS.iter().any(|c| m.has_super_opt(c)));
     // Prefer the canonical mount point when cgroup2 is mounted more than once.
-    let v2 = mounts.iter().filter(|m| m.fstype == "cgroup2").min_by_key(|m| m.mount_point != "/sys/fs/cgroup");
+    let v2 = mounts
+        .iter()
+        .filter(|m| m.fstype == "cgroup2")
+        .min_by_key(|m| m.mount_point != "/sys/fs/cgroup");
     let mode = match (has_v1_controllers, v2.is_some()) {
         (true, true) => Mode::Hybrid,
         (true, false) => Mode::V1,
@@ -102,7 +107,11 @@ pub(super) fn layout(
         (false, false) => Mode::Absent,
     };
     let v2_dir = v2.and_then(|m| resolve(m, &cgroups.iter().find(|e| e.is_v2())?.path));
-    let v2_controllers = v2_dir.as_deref().and_then(read_controllers).map(|t| parse_word_list(&t)).unwrap_or_default();
+    let v2_controllers = v2_dir
+        .as_deref()
+        .and_then(read_controllers)
+        .map(|t| parse_word_list(&t))
+        .unwrap_or_default();
     let places = CONTROLLERS
         .iter()
         .map(|&c| {
@@ -110,7 +119,13 @@ pub(super) fn layout(
             (c, place(c, cgroups, &v1_mounts, v2, &v2_controllers))
         })
         .collect();
-    Layout { mode, v2_mount: v2.map(|m| m.mount_point.clone()), v2_dir, v2_controllers, places }
+    Layout {
+        mode,
+        v2_mount: v2.map(|m| m.mount_point.clone()),
+        v2_dir,
+        v2_controllers,
+        places,
+    }
 }
 
 /// Where `controller` is usable. A controller is bound to at most one hierarchy, so if a
@@ -122,19 +137,26 @@ fn place(
     v2: Option<(&Mount, &Path)>,
     v2_controllers: &[String],
 ) -> Place {
-    if let Some(entry) = cgroups.iter().find(|e| !e.is_v2() && e.controllers.iter().any(|c| c == controller)) {
+    if let Some(entry) = cgroups
+        .iter()
+        .find(|e| !e.is_v2() && e.controllers.iter().any(|c| c == controller))
+    {
         let Some(mount) = v1_mounts.iter().find(|m| m.has_super_opt(controller)) else {
             return Place::Nowhere(Why::V1NotMounted);
         };
         return match resolve(mount, &entry.path) {
-            Some(dir) => Place::V1 { dir, mount: mount.mount_point.clone() },
+            Some(dir) => Place::V1 {
+                dir,
+                mount: mount.mount_point.clone(),
+            },
             None => Place::Nowhere(Why::NotVisible),
         };
     }
     match v2 {
-        Some((mount, dir)) if v2_controllers.iter().any(|c| c == controller) => {
-            Place::V2 { dir: dir.to_path_buf(), mount: mount.mount_point.clone() }
-        }
+        Some((mount, dir)) if v2_controllers.iter().any(|c| c == controller) => Place::V2 {
+            dir: dir.to_path_buf(),
+            mount: mount.mount_point.clone(),
+        },
         Some(_) => Place::Nowhere(Why::NotEnabled),
         None => Place::Nowhere(Why::NoHierarchy),
     }
@@ -147,7 +169,8 @@ fn resolve(mount: &Mount, path: &str) -> Option<PathBuf> {
     let rel = if mount.root == "/" {
         path
     } else {
-        path.strip_prefix(mount.root.as_str()).filter(|r| r.is_empty() || r.starts_with('/'))?
+        path.strip_prefix(mount.root.as_str())
+            .filter(|r| r.is_empty() || r.starts_with('/'))?
     };
     let rel = Path::new(rel.trim_start_matches('/'));
     if rel.components().any(|c| c == Component::ParentDir) {
@@ -178,7 +201,11 @@ pub(super) fn check(layout: &Layout, writable: &dyn Fn(&Place) -> bool, root: bo
     for (controller, place) in &layout.places {
         let (ok, text) = match place {
             Place::V1 { dir, .. } | Place::V2 { dir, .. } => {
-                let version = if matches!(place, Place::V1 { .. }) { "v1" } else { "v2" };
+                let version = if matches!(place, Place::V1 { .. }) {
+                    "v1"
+                } else {
+                    "v2"
+                };
                 let w = writable(place);
                 (
                     w,
@@ -189,7 +216,10 @@ pub(super) fn check(layout: &Layout, writable: &dyn Fn(&Place) -> bool, root: bo
                     ),
                 )
             }
-            Place::Nowhere(why) => (false, format!("{controller} unavailable ({})", why_text(*why))),
+            Place::Nowhere(why) => (
+                false,
+                format!("{controller} unavailable ({})", why_text(*why)),
+            ),
         };
         if !ok {
             unenforceable.push(*controller);
@@ -199,10 +229,20 @@ pub(super) fn check(layout: &Layout, writable: &dyn Fn(&Place) -> bool, root: bo
     }
     let detail = format!("{}; {}", mode_text(layout), parts.join(", "));
     if unenforceable.is_empty() {
-        Check::ok(LAYER, format!("{detail}; memory, pids and cpu limits can be enforced"))
+        Check::ok(
+            LAYER,
+            format!("{detail}; memory, pids and cpu limits can be enforced"),
+        )
     } else {
-        let detail = format!("{detail}; limits optional, cannot enforce: {}", unenforceable.join(", "));
-        Check::limited(LAYER, detail, remedies.into_iter().collect::<Vec<_>>().join("\n"))
+        let detail = format!(
+            "{detail}; limits optional, cannot enforce: {}",
+            unenforceable.join(", ")
+        );
+        Check::limited(
+            LAYER,
+            detail,
+            remedies.into_iter().collect::<Vec<_>>().join("\n"),
+        )
     }
 }
 
@@ -211,8 +251,11 @@ fn mode_text(layout: &Layout) -> String {
     match layout.mode {
         Mode::PureV2 => format!("pure cgroup v2 at {v2_mount}"),
         Mode::Hybrid => {
-            let ctrls =
-                if layout.v2_controllers.is_empty() { "none".to_string() } else { layout.v2_controllers.join(" ") };
+            let ctrls = if layout.v2_controllers.is_empty() {
+                "none".to_string()
+            } else {
+                layout.v2_controllers.join(" ")
+            };
             format!("hybrid: v1 controller hierarchies + cgroup2 at {v2_mount} (v2 controllers: {ctrls})")
         }
         Mode::V1 => "cgroup v1 only".into(),
@@ -265,7 +308,8 @@ fn remedy(layout: &Layout, controller: &str, place: &Place, root: bool) -> Strin
 
 /// A v2 controller missing from the caller's `cgroup.controllers`.
 fn not_enabled_remedy(layout: &Layout, controller: &str, root: bool) -> String {
-    let at_top = layout.v2_dir.as_deref().map(Path::new) == layout.v2_mount.as_deref().map(Path::new);
+    let at_top =
+        layout.v2_dir.as_deref().map(Path::new) == layout.v2_mount.as_deref().map(Path::new);
     if at_top {
         // The root cgroup lists every controller the kernel has that is not bound to v1.
         return format!(
@@ -280,7 +324,12 @@ fn not_enabled_remedy(layout: &Layout, controller: &str, root: bool) -> String {
                 sudo systemctl daemon-reload`, log in again, then run `systemd-run --user --scope -p Delegate=yes -- stockade run ...`"
             .into();
     }
-    let parent = layout.v2_dir.as_deref().and_then(Path::parent).map(|p| p.display().to_string()).unwrap_or_default();
+    let parent = layout
+        .v2_dir
+        .as_deref()
+        .and_then(Path::parent)
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     format!("enable it in the parent cgroup: `echo +{controller} | sudo tee {parent}/cgroup.subtree_control`")
 }
 
@@ -293,17 +342,28 @@ mod tests {
 
     fn layout_of(proc_cgroup: &str, mountinfo: &str, controllers: Option<&str>) -> Layout {
         let controllers = controllers.map(String::from);
-        layout(&parse_proc_cgroup(proc_cgroup), &parse_mountinfo(mountinfo), &move |_| controllers.clone())
+        layout(
+            &parse_proc_cgroup(proc_cgroup),
+            &parse_mountinfo(mountinfo),
+            &move |_| controllers.clone(),
+        )
     }
 
     fn v1(dir: &str, mount: &str) -> Place {
-        Place::V1 { dir: dir.into(), mount: mount.into() }
+        Place::V1 {
+            dir: dir.into(),
+            mount: mount.into(),
+        }
     }
 
     #[test]
     fn hybrid_machine_layout() {
         // This machine: cgroup2 at /sys/fs/cgroup/unified offers only hugetlb.
-        let l = layout_of(HYBRID_PROC_CGROUP, HYBRID_MOUNTINFO, Some(HYBRID_V2_CONTROLLERS));
+        let l = layout_of(
+            HYBRID_PROC_CGROUP,
+            HYBRID_MOUNTINFO,
+            Some(HYBRID_V2_CONTROLLERS),
+        );
         assert_eq!(l.mode, Mode::Hybrid);
         assert_eq!(l.v2_mount.as_deref(), Some("/sys/fs/cgroup/unified"));
         assert_eq!(l.v2_dir, Some(PathBuf::from("/sys/fs/cgroup/unified")));
@@ -313,7 +373,10 @@ mod tests {
             vec![
                 (
                     "memory",
-                    v1("/sys/fs/cgroup/memory/process_api/f9256aba096644396ad750cb33e26f14", "/sys/fs/cgroup/memory")
+                    v1(
+                        "/sys/fs/cgroup/memory/process_api/f9256aba096644396ad750cb33e26f14",
+                        "/sys/fs/cgroup/memory"
+                    )
                 ),
                 ("pids", v1("/sys/fs/cgroup/pids", "/sys/fs/cgroup/pids")),
                 ("cpu", v1("/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu")),
@@ -323,7 +386,11 @@ mod tests {
 
     #[test]
     fn hybrid_machine_root_is_ok_via_v1() {
-        let l = layout_of(HYBRID_PROC_CGROUP, HYBRID_MOUNTINFO, Some(HYBRID_V2_CONTROLLERS));
+        let l = layout_of(
+            HYBRID_PROC_CGROUP,
+            HYBRID_MOUNTINFO,
+            Some(HYBRID_V2_CONTROLLERS),
+        );
         let c = check(&l, &|_| true, true);
         assert_eq!(c.status, Status::Ok);
         assert_eq!(c.remedy, None);
@@ -338,24 +405,47 @@ mod tests {
 
     #[test]
     fn hybrid_machine_unprivileged_is_limited() {
-        let l = layout_of(HYBRID_PROC_CGROUP, HYBRID_MOUNTINFO, Some(HYBRID_V2_CONTROLLERS));
+        let l = layout_of(
+            HYBRID_PROC_CGROUP,
+            HYBRID_MOUNTINFO,
+            Some(HYBRID_V2_CONTROLLERS),
+        );
         let c = check(&l, &|_| false, false);
         assert_eq!(c.status, Status::Limited);
-        assert!(c.detail.ends_with("limits optional, cannot enforce: memory, pids, cpu"), "{}", c.detail);
+        assert!(
+            c.detail
+                .ends_with("limits optional, cannot enforce: memory, pids, cpu"),
+            "{}",
+            c.detail
+        );
         let remedy = c.remedy.unwrap();
-        assert_eq!(remedy.lines().count(), 1, "one remedy for the three v1 controllers: {remedy}");
+        assert_eq!(
+            remedy.lines().count(),
+            1,
+            "one remedy for the three v1 controllers: {remedy}"
+        );
         assert!(remedy.starts_with("cgroup v1 has no safe delegation"));
         assert!(remedy.contains("systemd.unified_cgroup_hierarchy=1"));
     }
 
     #[test]
     fn pure_v2_session_scope_unprivileged() {
-        let l = layout_of(V2_PROC_CGROUP_SESSION, V2_MOUNTINFO, Some("cpuset cpu io memory pids\n"));
+        let l = layout_of(
+            V2_PROC_CGROUP_SESSION,
+            V2_MOUNTINFO,
+            Some("cpuset cpu io memory pids\n"),
+        );
         assert_eq!(l.mode, Mode::PureV2);
         let dir = PathBuf::from("/sys/fs/cgroup/user.slice/user-1000.slice/session-2.scope");
         assert_eq!(l.v2_dir.as_ref(), Some(&dir));
-        let v2 = Place::V2 { dir, mount: "/sys/fs/cgroup".into() };
-        assert_eq!(l.places, vec![("memory", v2.clone()), ("pids", v2.clone()), ("cpu", v2)]);
+        let v2 = Place::V2 {
+            dir,
+            mount: "/sys/fs/cgroup".into(),
+        };
+        assert_eq!(
+            l.places,
+            vec![("memory", v2.clone()), ("pids", v2.clone()), ("cpu", v2)]
+        );
         let c = check(&l, &|_| false, false);
         assert_eq!(c.status, Status::Limited);
         assert_eq!(
@@ -365,7 +455,11 @@ mod tests {
                  `systemd-run --user --scope -p Delegate=yes -- stockade run ...`"
             )
         );
-        assert_eq!(check(&l, &|_| true, false).status, Status::Ok, "a delegated scope is enough");
+        assert_eq!(
+            check(&l, &|_| true, false).status,
+            Status::Ok,
+            "a delegated scope is enough"
+        );
     }
 
     #[test]
@@ -375,7 +469,12 @@ mod tests {
         assert_eq!(l.places[2], ("cpu", Place::Nowhere(Why::NotEnabled)));
         let c = check(&l, &|_| true, false);
         assert_eq!(c.status, Status::Limited);
-        assert!(c.detail.contains("cpu unavailable (not in own cgroup.controllers)"), "{}", c.detail);
+        assert!(
+            c.detail
+                .contains("cpu unavailable (not in own cgroup.controllers)"),
+            "{}",
+            c.detail
+        );
         assert!(c.remedy.unwrap().contains("Delegate=cpu memory pids"));
         let c = check(&l, &|_| true, true);
         assert_eq!(
@@ -392,25 +491,51 @@ mod tests {
         assert_eq!(
             l.places,
             vec![
-                ("memory", v1("/sys/fs/cgroup/memory/user.slice", "/sys/fs/cgroup/memory")),
-                ("pids", v1("/sys/fs/cgroup/pids/user.slice/user-1000.slice", "/sys/fs/cgroup/pids")),
-                ("cpu", v1("/sys/fs/cgroup/cpu,cpuacct/user.slice", "/sys/fs/cgroup/cpu,cpuacct")),
+                (
+                    "memory",
+                    v1("/sys/fs/cgroup/memory/user.slice", "/sys/fs/cgroup/memory")
+                ),
+                (
+                    "pids",
+                    v1(
+                        "/sys/fs/cgroup/pids/user.slice/user-1000.slice",
+                        "/sys/fs/cgroup/pids"
+                    )
+                ),
+                (
+                    "cpu",
+                    v1(
+                        "/sys/fs/cgroup/cpu,cpuacct/user.slice",
+                        "/sys/fs/cgroup/cpu,cpuacct"
+                    )
+                ),
             ]
         );
         // Root but read-only mounts (a container): the remedy names the mount.
         let c = check(&l, &|_| false, true);
         assert_eq!(c.status, Status::Limited);
-        assert_eq!(c.remedy.unwrap().lines().count(), 3, "one remount per hierarchy");
+        assert_eq!(
+            c.remedy.unwrap().lines().count(),
+            3,
+            "one remount per hierarchy"
+        );
     }
 
     #[test]
     fn docker_container_v2_read_only() {
-        let l = layout_of("0::/\n", DOCKER_MOUNTINFO, Some("cpuset cpu io memory hugetlb pids rdma misc\n"));
+        let l = layout_of(
+            "0::/\n",
+            DOCKER_MOUNTINFO,
+            Some("cpuset cpu io memory hugetlb pids rdma misc\n"),
+        );
         assert_eq!(l.mode, Mode::PureV2);
         assert_eq!(l.v2_dir, Some(PathBuf::from("/sys/fs/cgroup")));
         let c = check(&l, &|_| false, true);
         assert_eq!(c.status, Status::Limited);
-        assert!(c.remedy.unwrap().contains("sudo mount -o remount,rw /sys/fs/cgroup"));
+        assert!(c
+            .remedy
+            .unwrap()
+            .contains("sudo mount -o remount,rw /sys/fs/cgroup"));
     }
 
     #[test]
@@ -438,11 +563,28 @@ mod tests {
         // Docker without a cgroup namespace: the mount's root is the container's cgroup.
         let mounts = "40 30 0:30 /docker/abc /sys/fs/cgroup/memory ro - cgroup cgroup rw,memory\n";
         let l = layout_of("4:memory:/docker/abc\n", mounts, None);
-        assert_eq!(l.places[0], ("memory", v1("/sys/fs/cgroup/memory", "/sys/fs/cgroup/memory")));
+        assert_eq!(
+            l.places[0],
+            (
+                "memory",
+                v1("/sys/fs/cgroup/memory", "/sys/fs/cgroup/memory")
+            )
+        );
         let l = layout_of("4:memory:/docker/abcdef\n", mounts, None);
-        assert_eq!(l.places[0], ("memory", Place::Nowhere(Why::NotVisible)), "a prefix must end at a '/'");
-        let l = layout_of("0::/../sibling\n", "35 24 0:30 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n", Some("memory"));
-        assert_eq!(l.v2_dir, None, "a path outside our cgroup namespace is not visible");
+        assert_eq!(
+            l.places[0],
+            ("memory", Place::Nowhere(Why::NotVisible)),
+            "a prefix must end at a '/'"
+        );
+        let l = layout_of(
+            "0::/../sibling\n",
+            "35 24 0:30 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+            Some("memory"),
+        );
+        assert_eq!(
+            l.v2_dir, None,
+            "a path outside our cgroup namespace is not visible"
+        );
     }
 
     #[test]

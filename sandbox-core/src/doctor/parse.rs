@@ -17,17 +17,30 @@ impl KernelVersion {
     /// Parse the leading `major.minor[.patch]` of a release string such as
     /// `6.18.44-fc-v669` or `5.15.0-91-generic`; the suffix is ignored.
     pub fn parse(release: &str) -> Option<Self> {
-        let numeric = release.split(|c: char| !(c.is_ascii_digit() || c == '.')).next()?;
-        let mut parts = numeric.split('.').filter(|p| !p.is_empty()).map(str::parse::<u32>);
+        let numeric = release
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .next()?;
+        let mut parts = numeric
+            .split('.')
+            .filter(|p| !p.is_empty())
+            .map(str::parse::<u32>);
         let major = parts.next()?.ok()?;
         let minor = parts.next()?.ok()?;
         let patch = parts.next().and_then(Result::ok).unwrap_or(0);
-        Some(KernelVersion { major, minor, patch })
+        Some(KernelVersion {
+            major,
+            minor,
+            patch,
+        })
     }
 
     /// Whether this kernel is `major.minor` or newer.
     pub fn at_least(self, major: u32, minor: u32) -> bool {
-        self >= KernelVersion { major, minor, patch: 0 }
+        self >= KernelVersion {
+            major,
+            minor,
+            patch: 0,
+        }
     }
 }
 
@@ -88,8 +101,9 @@ fn unescape_octal(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal =
-            bytes.get(i + 1..i + 4).filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
         match octal {
             Some(d) => {
                 out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
@@ -128,9 +142,18 @@ pub(crate) fn parse_proc_cgroup(text: &str) -> Vec<CgroupEntry> {
             // The path may itself contain ':', so split at most twice.
             let mut it = line.splitn(3, ':');
             let hierarchy = it.next()?.parse().ok()?;
-            let controllers = it.next()?.split(',').filter(|c| !c.is_empty()).map(String::from).collect();
+            let controllers = it
+                .next()?
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(String::from)
+                .collect();
             let path = it.next()?.to_string();
-            Some(CgroupEntry { hierarchy, controllers, path })
+            Some(CgroupEntry {
+                hierarchy,
+                controllers,
+                path,
+            })
         })
         .collect()
 }
@@ -138,7 +161,12 @@ pub(crate) fn parse_proc_cgroup(text: &str) -> Vec<CgroupEntry> {
 /// Split a comma-separated kernel list such as `/sys/kernel/security/lsm`
 /// (`lockdown,capability,landlock,yama,apparmor`).
 pub(crate) fn parse_comma_list(text: &str) -> Vec<String> {
-    text.trim().split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+    text.trim()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// Split a whitespace-separated kernel list such as
@@ -149,7 +177,8 @@ pub(crate) fn parse_word_list(text: &str) -> Vec<String> {
 
 /// Whether `/proc/filesystems` lists `name` (lines are `[nodev]\tNAME`).
 pub(crate) fn filesystems_has(text: &str, name: &str) -> bool {
-    text.lines().any(|l| l.split_whitespace().last() == Some(name))
+    text.lines()
+        .any(|l| l.split_whitespace().last() == Some(name))
 }
 
 /// A sysctl file's integer value (`"1\n"` -> 1).
@@ -167,14 +196,19 @@ pub(crate) fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
 
 /// Whether bit `cap` is set in a hex capability mask from `/proc/self/status`.
 pub(crate) fn cap_mask_has(hex: &str, cap: u32) -> bool {
-    u64::from_str_radix(hex.trim(), 16).map(|m| m & (1u64 << cap) != 0).unwrap_or(false)
+    u64::from_str_radix(hex.trim(), 16)
+        .map(|m| m & (1u64 << cap) != 0)
+        .unwrap_or(false)
 }
 
 /// Whether a `/proc/self/uid_map` is the initial user namespace's identity map
 /// (`0 0 4294967295`): only there does root bypass the userns sysctls.
 pub(crate) fn is_initial_uid_map(text: &str) -> bool {
-    let lines: Vec<Vec<&str>> =
-        text.lines().map(|l| l.split_whitespace().collect()).filter(|f: &Vec<&str>| !f.is_empty()).collect();
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .filter(|f: &Vec<&str>| !f.is_empty())
+        .collect();
     lines.len() == 1 && lines[0] == ["0", "0", "4294967295"]
 }
 
@@ -185,15 +219,54 @@ mod tests {
 
     #[test]
     fn kernel_version_parses_release_strings() {
-        assert_eq!(KernelVersion::parse("6.18.44-fc-v669"), Some(KernelVersion { major: 6, minor: 18, patch: 44 }));
-        assert_eq!(KernelVersion::parse("5.15.0-91-generic"), Some(KernelVersion { major: 5, minor: 15, patch: 0 }));
+        assert_eq!(
+            KernelVersion::parse("6.18.44-fc-v669"),
+            Some(KernelVersion {
+                major: 6,
+                minor: 18,
+                patch: 44
+            })
+        );
+        assert_eq!(
+            KernelVersion::parse("5.15.0-91-generic"),
+            Some(KernelVersion {
+                major: 5,
+                minor: 15,
+                patch: 0
+            })
+        );
         assert_eq!(
             KernelVersion::parse("3.10.0-1160.el7.x86_64"),
-            Some(KernelVersion { major: 3, minor: 10, patch: 0 })
+            Some(KernelVersion {
+                major: 3,
+                minor: 10,
+                patch: 0
+            })
         );
-        assert_eq!(KernelVersion::parse("6.1"), Some(KernelVersion { major: 6, minor: 1, patch: 0 }));
-        assert_eq!(KernelVersion::parse("6.8.0+"), Some(KernelVersion { major: 6, minor: 8, patch: 0 }));
-        assert_eq!(KernelVersion::parse("6.10-rc1"), Some(KernelVersion { major: 6, minor: 10, patch: 0 }));
+        assert_eq!(
+            KernelVersion::parse("6.1"),
+            Some(KernelVersion {
+                major: 6,
+                minor: 1,
+                patch: 0
+            })
+        );
+        assert_eq!(
+            KernelVersion::parse("6.8.0+"),
+            Some(KernelVersion {
+                major: 6,
+                minor: 8,
+                patch: 0
+            })
+        );
+        assert_eq!(
+            KernelVersion::parse("6.10-rc1"),
+            Some(KernelVersion {
+                major: 6,
+                minor: 10,
+                patch: 0
+            })
+        );
         assert_eq!(KernelVersion::parse("garbage"), None);
         assert_eq!(KernelVersion::parse("6"), None);
         assert_eq!(KernelVersion::parse(""), None);
@@ -204,7 +277,10 @@ mod tests {
         let v = |s| KernelVersion::parse(s).unwrap();
         assert!(v("5.12.0").at_least(5, 12));
         assert!(v("5.12.0").at_least(5, 6));
-        assert!(!v("5.9.16").at_least(5, 12), "5.9 < 5.12 numerically, not as text");
+        assert!(
+            !v("5.9.16").at_least(5, 12),
+            "5.9 < 5.12 numerically, not as text"
+        );
         assert!(v("6.0.0").at_least(5, 12));
         assert!(!v("5.11.22").at_least(5, 12));
         assert!(v("5.6.0").at_least(5, 6));
@@ -228,13 +304,25 @@ mod tests {
                 super_opts: "rw".into(),
             }
         );
-        let cpu = m.iter().find(|m| m.mount_point == "/sys/fs/cgroup/cpu").unwrap();
-        assert_eq!((cpu.fstype.as_str(), cpu.super_opts.as_str()), ("cgroup", "rw,cpu"));
+        let cpu = m
+            .iter()
+            .find(|m| m.mount_point == "/sys/fs/cgroup/cpu")
+            .unwrap();
+        assert_eq!(
+            (cpu.fstype.as_str(), cpu.super_opts.as_str()),
+            ("cgroup", "rw,cpu")
+        );
         assert!(cpu.has_super_opt("cpu"));
-        let cpuset = m.iter().find(|m| m.mount_point == "/sys/fs/cgroup/cpuset").unwrap();
+        let cpuset = m
+            .iter()
+            .find(|m| m.mount_point == "/sys/fs/cgroup/cpuset")
+            .unwrap();
         assert!(!cpuset.has_super_opt("cpu"), "cpu must not match cpuset");
         let unified = m.iter().find(|m| m.fstype == "cgroup2").unwrap();
-        assert_eq!((unified.id, unified.parent, unified.mount_point.as_str()), (41, 31, "/sys/fs/cgroup/unified"));
+        assert_eq!(
+            (unified.id, unified.parent, unified.mount_point.as_str()),
+            (41, 31, "/sys/fs/cgroup/unified")
+        );
     }
 
     #[test]
@@ -247,11 +335,18 @@ not a mountinfo line
         let m = parse_mountinfo(text);
         assert_eq!(m.len(), 2);
         assert_eq!(
-            (m[0].root.as_str(), m[0].mount_point.as_str(), m[0].fstype.as_str()),
+            (
+                m[0].root.as_str(),
+                m[0].mount_point.as_str(),
+                m[0].fstype.as_str()
+            ),
             ("/mnt1", "/mnt two", "ext3")
         );
         assert_eq!(m[0].super_opts, "rw,errors=continue");
-        assert_eq!((m[1].root.as_str(), m[1].fstype.as_str()), ("/docker/abc", "cgroup2"));
+        assert_eq!(
+            (m[1].root.as_str(), m[1].fstype.as_str()),
+            ("/docker/abc", "cgroup2")
+        );
         assert_eq!(unescape_octal("a\\134b\\011c\\0"), "a\\b\tc\\0");
     }
 
@@ -281,7 +376,10 @@ not a mountinfo line
         assert_eq!(c[0].path, "/user.slice/user-1000.slice/session-2.scope");
 
         let c = parse_proc_cgroup("4:cpu,cpuacct:/a:b\n12:pids:/x\n");
-        assert_eq!(c[0].controllers, vec!["cpu".to_string(), "cpuacct".to_string()]);
+        assert_eq!(
+            c[0].controllers,
+            vec!["cpu".to_string(), "cpuacct".to_string()]
+        );
         assert_eq!(c[0].path, "/a:b", "a ':' in the path is kept");
         assert_eq!(c[1].hierarchy, 12);
     }
@@ -296,7 +394,16 @@ not a mountinfo line
         assert!(parse_comma_list("").is_empty());
         assert_eq!(
             parse_word_list("kill_process kill_thread trap errno user_notif trace log allow\n"),
-            ["kill_process", "kill_thread", "trap", "errno", "user_notif", "trace", "log", "allow"]
+            [
+                "kill_process",
+                "kill_thread",
+                "trap",
+                "errno",
+                "user_notif",
+                "trace",
+                "log",
+                "allow"
+            ]
         );
     }
 
@@ -305,7 +412,10 @@ not a mountinfo line
         let text = "nodev\tsysfs\nnodev\tproc\n\text4\nnodev\toverlay\nnodev\tcgroup2\n";
         assert!(filesystems_has(text, "overlay"));
         assert!(filesystems_has(text, "ext4"));
-        assert!(!filesystems_has(text, "cgroup"), "cgroup must not match cgroup2");
+        assert!(
+            !filesystems_has(text, "cgroup"),
+            "cgroup must not match cgroup2"
+        );
         assert!(!filesystems_has(text, "btrfs"));
     }
 
@@ -315,8 +425,14 @@ not a mountinfo line
         assert_eq!(status_field(status, "CapEff"), Some("000001fffeffffff"));
         assert_eq!(status_field(status, "Seccomp"), Some("2"));
         assert_eq!(status_field(status, "Cap"), None);
-        assert!(cap_mask_has("000001fffeffffff", 21), "CAP_SYS_ADMIN is bit 21");
-        assert!(!cap_mask_has("00000000a80425fb", 21), "docker's default set lacks CAP_SYS_ADMIN");
+        assert!(
+            cap_mask_has("000001fffeffffff", 21),
+            "CAP_SYS_ADMIN is bit 21"
+        );
+        assert!(
+            !cap_mask_has("00000000a80425fb", 21),
+            "docker's default set lacks CAP_SYS_ADMIN"
+        );
         assert!(!cap_mask_has("0000000000000000", 21));
         assert_eq!(parse_int(" 96365\n"), Some(96365));
         assert_eq!(parse_int("x"), None);

@@ -27,7 +27,12 @@ pub const STAGING: &str = "/tmp";
 type Result<T> = std::result::Result<T, SetupFailure>;
 
 fn fail(step: impl Into<String>, errno: Errno) -> SetupFailure {
-    SetupFailure { layer: Layer::Filesystem, step: step.into(), errno: errno as i32, detail: String::new() }
+    SetupFailure {
+        layer: Layer::Filesystem,
+        step: step.into(),
+        errno: errno as i32,
+        detail: String::new(),
+    }
 }
 
 fn io_fail(step: impl Into<String>, e: std::io::Error) -> SetupFailure {
@@ -35,7 +40,11 @@ fn io_fail(step: impl Into<String>, e: std::io::Error) -> SetupFailure {
         layer: Layer::Filesystem,
         step: step.into(),
         errno: e.raw_os_error().unwrap_or(0),
-        detail: if e.raw_os_error().is_some() { String::new() } else { e.to_string() },
+        detail: if e.raw_os_error().is_some() {
+            String::new()
+        } else {
+            e.to_string()
+        },
     }
 }
 
@@ -59,13 +68,17 @@ pub struct HostView {
 impl HostView {
     /// Take the view; call before [`enter_staging`].
     pub fn take() -> Result<Self> {
-        Ok(HostView { tmp: clone_tree(libc::AT_FDCWD, Path::new(STAGING))? })
+        Ok(HostView {
+            tmp: clone_tree(libc::AT_FDCWD, Path::new(STAGING))?,
+        })
     }
 
     /// A detached copy of the host tree at `src`.
     pub fn clone_source(&self, src: &Path) -> Result<OwnedFd> {
         let tree = match src.strip_prefix(STAGING) {
-            Ok(inner) if inner.as_os_str().is_empty() => clone_tree(self.tmp.as_raw_fd(), Path::new(".")),
+            Ok(inner) if inner.as_os_str().is_empty() => {
+                clone_tree(self.tmp.as_raw_fd(), Path::new("."))
+            }
             Ok(inner) => clone_tree(self.tmp.as_raw_fd(), inner),
             Err(_) => clone_tree(libc::AT_FDCWD, src),
         };
@@ -86,7 +99,10 @@ pub fn clone_sources(
     let mut out = Vec::with_capacity(ops.len());
     for op in ops {
         let fd = match op {
-            MountOp::Bind { granted: true, src, .. } | MountOp::Overlay { src, .. } => match granted.next() {
+            MountOp::Bind {
+                granted: true, src, ..
+            }
+            | MountOp::Overlay { src, .. } => match granted.next() {
                 Some(fd) => Some(fd),
                 None => Some(host.clone_source(src)?),
             },
@@ -100,15 +116,25 @@ pub fn clone_sources(
 
 /// A detached, recursive copy of the mount tree at `src` (relative to `dirfd`).
 pub fn clone_tree(dirfd: RawFd, src: &Path) -> Result<OwnedFd> {
-    sys::open_tree(dirfd, &cstr(src), sys::OPEN_TREE_CLONE | sys::OPEN_TREE_CLOEXEC | libc::AT_RECURSIVE as u32)
-        .map_err(|e| fail(format!("open_tree {}", src.display()), e))
+    sys::open_tree(
+        dirfd,
+        &cstr(src),
+        sys::OPEN_TREE_CLONE | sys::OPEN_TREE_CLOEXEC | libc::AT_RECURSIVE as u32,
+    )
+    .map_err(|e| fail(format!("open_tree {}", src.display()), e))
 }
 
 /// Nothing mounted inside may propagate back to the host or in from it; run
 /// before cloning sources so the clones are private too.
 pub fn make_mounts_private() -> Result<()> {
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(|e| fail("make mounts private", e))
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| fail("make mounts private", e))
 }
 
 /// Mount the new root's tmpfs at [`STAGING`] and make it the current directory.
@@ -133,7 +159,8 @@ pub fn apply(ops: &[MountOp], sources: &mut [Option<OwnedFd>]) -> Result<()> {
 }
 
 fn mkdirs(p: &Path) -> Result<()> {
-    fs::create_dir_all(p).map_err(|e| io_fail(format!("create {}", Path::new("/").join(p).display()), e))
+    fs::create_dir_all(p)
+        .map_err(|e| io_fail(format!("create {}", Path::new("/").join(p).display()), e))
 }
 
 /// Create an empty file (and its parents) to mount a single file over.
@@ -144,7 +171,9 @@ fn mkfile(p: &Path) -> Result<()> {
     if p.exists() {
         return Ok(());
     }
-    fs::File::create(p).map(drop).map_err(|e| io_fail(format!("create {}", Path::new("/").join(p).display()), e))
+    fs::File::create(p)
+        .map(drop)
+        .map_err(|e| io_fail(format!("create {}", Path::new("/").join(p).display()), e))
 }
 
 fn apply_one(op: &MountOp, source: Option<OwnedFd>, index: usize) -> Result<()> {
@@ -152,7 +181,8 @@ fn apply_one(op: &MountOp, source: Option<OwnedFd>, index: usize) -> Result<()> 
         MountOp::Dir { dst, mode } => {
             let p = rel(dst);
             mkdirs(&p)?;
-            fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).map_err(|e| io_fail("chmod", e))
+            fs::set_permissions(&p, fs::Permissions::from_mode(*mode))
+                .map_err(|e| io_fail("chmod", e))
         }
         MountOp::Symlink { target, dst } => {
             let p = rel(dst);
@@ -161,10 +191,15 @@ fn apply_one(op: &MountOp, source: Option<OwnedFd>, index: usize) -> Result<()> 
             }
             symlink(target, &p).map_err(|e| io_fail(format!("symlink {}", dst.display()), e))
         }
-        MountOp::File { dst, contents, mode } => {
+        MountOp::File {
+            dst,
+            contents,
+            mode,
+        } => {
             let p = rel(dst);
             fs::write(&p, contents).map_err(|e| io_fail(format!("write {}", dst.display()), e))?;
-            fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).map_err(|e| io_fail("chmod", e))
+            fs::set_permissions(&p, fs::Permissions::from_mode(*mode))
+                .map_err(|e| io_fail("chmod", e))
         }
         MountOp::Copy { src, dst } => copy(src, &rel(dst)),
         MountOp::Bind { dst, ro, src, .. } => {
@@ -175,8 +210,14 @@ fn apply_one(op: &MountOp, source: Option<OwnedFd>, index: usize) -> Result<()> 
             let p = rel(dst);
             mkdirs(&p)?;
             let opts = format!("size={size},mode={mode:o}");
-            mount(Some("tmpfs"), &p, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(opts.as_str()))
-                .map_err(|e| fail(format!("mount tmpfs {}", dst.display()), e))
+            mount(
+                Some("tmpfs"),
+                &p,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some(opts.as_str()),
+            )
+            .map_err(|e| fail(format!("mount tmpfs {}", dst.display()), e))
         }
         MountOp::Overlay { src, dst, size } => {
             let fd = source.expect("every overlay has a cloned source");
@@ -215,18 +256,33 @@ fn apply_one(op: &MountOp, source: Option<OwnedFd>, index: usize) -> Result<()> 
                     Some("tmpfs"),
                     &p,
                     Some("tmpfs"),
-                    MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                    MsFlags::MS_RDONLY
+                        | MsFlags::MS_NOSUID
+                        | MsFlags::MS_NODEV
+                        | MsFlags::MS_NOEXEC,
                     Some("size=0,mode=0555"),
                 )
             } else {
-                mount(Some("dev/null"), &p, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                mount(
+                    Some("dev/null"),
+                    &p,
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )
             }
             .map_err(|e| fail(format!("mask {}", dst.display()), e))
         }
         MountOp::ReadOnly { dst } => {
             let p = rel(dst);
-            mount(Some(&p), &p, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                .map_err(|e| fail(format!("bind {}", dst.display()), e))?;
+            mount(
+                Some(&p),
+                &p,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(|e| fail(format!("bind {}", dst.display()), e))?;
             remount_ro(&p).map_err(|e| fail(format!("read-only {}", dst.display()), e))
         }
     }
@@ -253,7 +309,9 @@ fn copy(src: &Path, dst: &Path) -> Result<()> {
         return symlink(target, dst).map_err(|e| io_fail(format!("symlink {}", src.display()), e));
     }
     match fs::read(src) {
-        Ok(bytes) => fs::write(dst, bytes).map_err(|e| io_fail(format!("copy {}", src.display()), e)),
+        Ok(bytes) => {
+            fs::write(dst, bytes).map_err(|e| io_fail(format!("copy {}", src.display()), e))
+        }
         // A host that lacks or hides the file simply does not get it inside.
         Err(_) => Ok(()),
     }
@@ -305,9 +363,20 @@ fn overlay(lower: &OwnedFd, dst: &Path, size: u64, index: usize, src: &Path) -> 
         let _ = fs::set_permissions(&upper, meta.permissions());
     }
     let abs = |p: &Path| Path::new(STAGING).join(p).display().to_string();
-    let opts = format!("lowerdir={},upperdir={},workdir={},userxattr", abs(dst), abs(&upper), abs(&work));
-    mount(Some("overlay"), dst, Some("overlay"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(opts.as_str()))
-        .map_err(|e| fail(format!("mount overlay on {}", src.display()), e))?;
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={},userxattr",
+        abs(dst),
+        abs(&upper),
+        abs(&work)
+    );
+    mount(
+        Some("overlay"),
+        dst,
+        Some("overlay"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(opts.as_str()),
+    )
+    .map_err(|e| fail(format!("mount overlay on {}", src.display()), e))?;
     // The overlay keeps its own reference to the upper; hide the staging mount.
     umount2(&stage, MntFlags::MNT_DETACH).map_err(|e| fail("detach overlay upper", e))?;
     fs::remove_dir(&stage).map_err(|e| io_fail("remove overlay staging", e))
@@ -325,7 +394,11 @@ pub fn pivot_and_seal() -> Result<()> {
         None::<&str>,
         "/",
         None::<&str>,
-        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        MsFlags::MS_REMOUNT
+            | MsFlags::MS_BIND
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV,
         None::<&str>,
     )
     .map_err(|e| fail("make root read-only", e))

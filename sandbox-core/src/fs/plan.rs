@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::policy::{Fs, Mount};
 
 /// System directories bound read-only (or recreated as the same symlink).
-const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+const SYSTEM_DIRS: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+];
 
 /// Host `/etc` entries copied into the synthetic `/etc` (small files, symlinks kept).
 const ETC_COPIES: &[&str] = &[
@@ -27,7 +29,13 @@ const ETC_COPIES: &[&str] = &[
 
 /// Host `/etc` directories bound read-only: certificates and Debian's alternatives
 /// (`/usr/bin/awk -> /etc/alternatives/awk`).
-const ETC_DIRS: &[&str] = &["/etc/ssl", "/etc/pki", "/etc/ca-certificates", "/etc/crypto-policies", "/etc/alternatives"];
+const ETC_DIRS: &[&str] = &[
+    "/etc/ssl",
+    "/etc/pki",
+    "/etc/ca-certificates",
+    "/etc/crypto-policies",
+    "/etc/alternatives",
+];
 
 /// Host device nodes bound into the minimal `/dev`.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -85,16 +93,29 @@ pub enum MountOp {
     /// Create a symlink.
     Symlink { target: PathBuf, dst: PathBuf },
     /// Write a synthetic file.
-    File { dst: PathBuf, contents: String, mode: u32 },
+    File {
+        dst: PathBuf,
+        contents: String,
+        mode: u32,
+    },
     /// Copy a small host file (or recreate a host symlink) if it exists.
     Copy { src: PathBuf, dst: PathBuf },
     /// Bind a host path. `granted` marks the caller's own grants: for a root
     /// caller those are prepared outside (idmapped), see `launch::outer`.
-    Bind { src: PathBuf, dst: PathBuf, ro: bool, granted: bool },
+    Bind {
+        src: PathBuf,
+        dst: PathBuf,
+        ro: bool,
+        granted: bool,
+    },
     /// A tmpfs of `size` bytes.
     Tmpfs { dst: PathBuf, size: u64, mode: u32 },
     /// Writable view of a host dir whose writes land in a `size`-capped tmpfs.
-    Overlay { src: PathBuf, dst: PathBuf, size: u64 },
+    Overlay {
+        src: PathBuf,
+        dst: PathBuf,
+        size: u64,
+    },
     /// A private devpts instance with `/dev/ptmx` pointing into it.
     Devpts { dst: PathBuf },
     /// A fresh procfs for the sandbox's pid namespace.
@@ -135,48 +156,86 @@ pub fn base(uid: u32, gid: u32, host: &dyn HostView) -> Vec<MountOp> {
     for dir in SYSTEM_DIRS {
         let path = Path::new(dir);
         if let Some(target) = host.symlink(path) {
-            ops.push(MountOp::Symlink { target, dst: p(dir) });
+            ops.push(MountOp::Symlink {
+                target,
+                dst: p(dir),
+            });
         } else if host.is_dir(path) {
-            ops.push(MountOp::Bind { src: p(dir), dst: p(dir), ro: true, granted: false });
+            ops.push(MountOp::Bind {
+                src: p(dir),
+                dst: p(dir),
+                ro: true,
+                granted: false,
+            });
         }
     }
 
-    ops.push(MountOp::Dir { dst: p("/etc"), mode: 0o755 });
+    ops.push(MountOp::Dir {
+        dst: p("/etc"),
+        mode: 0o755,
+    });
     for f in ETC_COPIES {
         if host.exists(Path::new(f)) {
-            ops.push(MountOp::Copy { src: p(f), dst: p(f) });
+            ops.push(MountOp::Copy {
+                src: p(f),
+                dst: p(f),
+            });
         }
     }
     for d in ETC_DIRS {
         if host.is_dir(Path::new(d)) {
-            ops.push(MountOp::Bind { src: p(d), dst: p(d), ro: true, granted: false });
+            ops.push(MountOp::Bind {
+                src: p(d),
+                dst: p(d),
+                ro: true,
+                granted: false,
+            });
         }
     }
     ops.extend(users(uid, gid));
 
-    ops.push(MountOp::Tmpfs { dst: p("/dev"), size: 1 << 20, mode: 0o755 });
+    ops.push(MountOp::Tmpfs {
+        dst: p("/dev"),
+        size: 1 << 20,
+        mode: 0o755,
+    });
     for d in DEVICES {
         let src = Path::new("/dev").join(d);
         if host.exists(&src) {
-            ops.push(MountOp::Bind { src: src.clone(), dst: src, ro: false, granted: false });
+            ops.push(MountOp::Bind {
+                src: src.clone(),
+                dst: src,
+                ro: false,
+                granted: false,
+            });
         }
     }
     ops.push(MountOp::Devpts { dst: p("/dev/pts") });
-    ops.push(MountOp::Tmpfs { dst: p("/dev/shm"), size: 64 << 20, mode: 0o1777 });
+    ops.push(MountOp::Tmpfs {
+        dst: p("/dev/shm"),
+        size: 64 << 20,
+        mode: 0o1777,
+    });
     for (name, target) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        ops.push(MountOp::Symlink { target: p(target), dst: Path::new("/dev").join(name) });
+        ops.push(MountOp::Symlink {
+            target: p(target),
+            dst: Path::new("/dev").join(name),
+        });
     }
 
     ops.push(MountOp::Proc { dst: p("/proc") });
     for m in PROC_MASKED {
         let path = Path::new(m);
         if host.exists(path) {
-            ops.push(MountOp::Mask { dst: p(m), dir: host.is_dir(path) });
+            ops.push(MountOp::Mask {
+                dst: p(m),
+                dir: host.is_dir(path),
+            });
         }
     }
     for r in PROC_READONLY {
@@ -191,7 +250,11 @@ pub fn base(uid: u32, gid: u32, host: &dyn HostView) -> Vec<MountOp> {
 /// The rest: hostname files, `/tmp`, and the caller's grants.
 pub fn rest(fs: &Fs, hostname: &str) -> Vec<MountOp> {
     let mut ops = host_names(hostname);
-    ops.push(MountOp::Tmpfs { dst: "/tmp".into(), size: fs.tmp_size_bytes(), mode: 0o1777 });
+    ops.push(MountOp::Tmpfs {
+        dst: "/tmp".into(),
+        size: fs.tmp_size_bytes(),
+        mode: 0o1777,
+    });
 
     // Parents before children: a grant nested inside another (`--ro repo/.git`
     // inside `--rw repo`) must be mounted on top of it, never covered by it.
@@ -200,23 +263,39 @@ pub fn rest(fs: &Fs, hostname: &str) -> Vec<MountOp> {
     grants.sort_by_key(|m| m.dst().components().count());
     for m in grants {
         ops.push(match m {
-            Mount::ReadOnly { src, dst } => {
-                MountOp::Bind { src: src.clone(), dst: dst.clone(), ro: true, granted: true }
-            }
-            Mount::ReadWrite { src, dst } => {
-                MountOp::Bind { src: src.clone(), dst: dst.clone(), ro: false, granted: true }
-            }
-            Mount::Overlay { src, dst, size } => {
-                MountOp::Overlay { src: src.clone(), dst: dst.clone(), size: *size }
-            }
-            Mount::Tmpfs { dst, size } => MountOp::Tmpfs { dst: dst.clone(), size: *size, mode: 0o1777 },
+            Mount::ReadOnly { src, dst } => MountOp::Bind {
+                src: src.clone(),
+                dst: dst.clone(),
+                ro: true,
+                granted: true,
+            },
+            Mount::ReadWrite { src, dst } => MountOp::Bind {
+                src: src.clone(),
+                dst: dst.clone(),
+                ro: false,
+                granted: true,
+            },
+            Mount::Overlay { src, dst, size } => MountOp::Overlay {
+                src: src.clone(),
+                dst: dst.clone(),
+                size: *size,
+            },
+            Mount::Tmpfs { dst, size } => MountOp::Tmpfs {
+                dst: dst.clone(),
+                size: *size,
+                mode: 0o1777,
+            },
         });
     }
     ops
 }
 
 fn file(dst: &str, contents: String) -> MountOp {
-    MountOp::File { dst: dst.into(), contents, mode: 0o644 }
+    MountOp::File {
+        dst: dst.into(),
+        contents,
+        mode: 0o644,
+    }
 }
 
 /// `passwd`, `group`, `resolv.conf`: nothing of the host's users.
@@ -243,8 +322,13 @@ fn users(uid: u32, gid: u32) -> Vec<MountOp> {
 
 /// `hosts` and `hostname`.
 fn host_names(hostname: &str) -> Vec<MountOp> {
-    let hosts = format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n");
-    vec![file("/etc/hosts", hosts), file("/etc/hostname", format!("{hostname}\n"))]
+    let hosts = format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+    );
+    vec![
+        file("/etc/hosts", hosts),
+        file("/etc/hostname", format!("{hostname}\n")),
+    ]
 }
 
 #[cfg(test)]
@@ -273,24 +357,55 @@ mod tests {
 
     fn merged_usr_host() -> FakeHost {
         FakeHost {
-            links: [("/bin", "usr/bin"), ("/lib", "usr/lib"), ("/lib64", "usr/lib64"), ("/sbin", "usr/sbin")]
-                .into_iter()
-                .collect(),
-            dirs: vec!["/usr", "/etc/ssl", "/etc/alternatives", "/proc/sys", "/proc/acpi"],
-            files: vec!["/etc/ld.so.cache", "/dev/null", "/dev/zero", "/proc/kcore", "/proc/keys"],
+            links: [
+                ("/bin", "usr/bin"),
+                ("/lib", "usr/lib"),
+                ("/lib64", "usr/lib64"),
+                ("/sbin", "usr/sbin"),
+            ]
+            .into_iter()
+            .collect(),
+            dirs: vec![
+                "/usr",
+                "/etc/ssl",
+                "/etc/alternatives",
+                "/proc/sys",
+                "/proc/acpi",
+            ],
+            files: vec![
+                "/etc/ld.so.cache",
+                "/dev/null",
+                "/dev/zero",
+                "/proc/kcore",
+                "/proc/keys",
+            ],
         }
     }
 
     fn id() -> Identity {
-        Identity { uid: 1000, gid: 1000, hostname: "stockade".into() }
+        Identity {
+            uid: 1000,
+            gid: 1000,
+            hostname: "stockade".into(),
+        }
     }
 
     #[test]
     fn merged_usr_layout_keeps_symlinks_and_binds_usr_readonly() {
         let ops = plan(&Fs::minimal(), &id(), &merged_usr_host());
-        assert!(ops.contains(&MountOp::Symlink { target: "usr/bin".into(), dst: "/bin".into() }));
-        assert!(ops.contains(&MountOp::Bind { src: "/usr".into(), dst: "/usr".into(), ro: true, granted: false }));
-        assert!(!ops.iter().any(|o| matches!(o, MountOp::Bind { src, .. } if src == Path::new("/lib32"))));
+        assert!(ops.contains(&MountOp::Symlink {
+            target: "usr/bin".into(),
+            dst: "/bin".into()
+        }));
+        assert!(ops.contains(&MountOp::Bind {
+            src: "/usr".into(),
+            dst: "/usr".into(),
+            ro: true,
+            granted: false
+        }));
+        assert!(!ops
+            .iter()
+            .any(|o| matches!(o, MountOp::Bind { src, .. } if src == Path::new("/lib32"))));
     }
 
     #[test]
@@ -319,34 +434,88 @@ mod tests {
     #[test]
     fn proc_is_masked_after_it_is_mounted_and_only_existing_paths() {
         let ops = plan(&Fs::minimal(), &id(), &merged_usr_host());
-        let proc_at = ops.iter().position(|o| matches!(o, MountOp::Proc { .. })).unwrap();
-        let kcore = ops.iter().position(|o| *o == MountOp::Mask { dst: "/proc/kcore".into(), dir: false }).unwrap();
+        let proc_at = ops
+            .iter()
+            .position(|o| matches!(o, MountOp::Proc { .. }))
+            .unwrap();
+        let kcore = ops
+            .iter()
+            .position(|o| {
+                *o == MountOp::Mask {
+                    dst: "/proc/kcore".into(),
+                    dir: false,
+                }
+            })
+            .unwrap();
         assert!(kcore > proc_at);
-        assert!(ops.contains(&MountOp::Mask { dst: "/proc/acpi".into(), dir: true }));
-        assert!(ops.contains(&MountOp::ReadOnly { dst: "/proc/sys".into() }));
-        assert!(!ops.iter().any(|o| matches!(o, MountOp::Mask { dst, .. } if dst == Path::new("/proc/scsi"))));
+        assert!(ops.contains(&MountOp::Mask {
+            dst: "/proc/acpi".into(),
+            dir: true
+        }));
+        assert!(ops.contains(&MountOp::ReadOnly {
+            dst: "/proc/sys".into()
+        }));
+        assert!(!ops
+            .iter()
+            .any(|o| matches!(o, MountOp::Mask { dst, .. } if dst == Path::new("/proc/scsi"))));
     }
 
     #[test]
     fn grants_come_last_in_order_and_are_marked() {
-        let fs = Fs::minimal().ro_at("/data", "/d").rw("/w").overlay("/o").tmpfs("/s", 1 << 20);
+        let fs = Fs::minimal()
+            .ro_at("/data", "/d")
+            .rw("/w")
+            .overlay("/o")
+            .tmpfs("/s", 1 << 20);
         let ops = plan(&fs, &id(), &merged_usr_host());
         let n = ops.len();
-        assert_eq!(ops[n - 4], MountOp::Bind { src: "/data".into(), dst: "/d".into(), ro: true, granted: true });
-        assert_eq!(ops[n - 3], MountOp::Bind { src: "/w".into(), dst: "/w".into(), ro: false, granted: true });
+        assert_eq!(
+            ops[n - 4],
+            MountOp::Bind {
+                src: "/data".into(),
+                dst: "/d".into(),
+                ro: true,
+                granted: true
+            }
+        );
+        assert_eq!(
+            ops[n - 3],
+            MountOp::Bind {
+                src: "/w".into(),
+                dst: "/w".into(),
+                ro: false,
+                granted: true
+            }
+        );
         assert!(matches!(&ops[n - 2], MountOp::Overlay { dst, .. } if dst == Path::new("/o")));
-        assert_eq!(ops[n - 1], MountOp::Tmpfs { dst: "/s".into(), size: 1 << 20, mode: 0o1777 });
+        assert_eq!(
+            ops[n - 1],
+            MountOp::Tmpfs {
+                dst: "/s".into(),
+                size: 1 << 20,
+                mode: 0o1777
+            }
+        );
         assert!(matches!(&ops[n - 5], MountOp::Tmpfs { dst, .. } if dst == Path::new("/tmp")));
     }
 
     #[test]
     fn nested_grants_mount_parents_first_whatever_the_order_given() {
-        let fs = Fs::minimal().ro("/w/repo/.git").tmpfs("/w/repo/tmp", 1 << 20).rw("/w/repo").overlay("/w");
+        let fs = Fs::minimal()
+            .ro("/w/repo/.git")
+            .tmpfs("/w/repo/tmp", 1 << 20)
+            .rw("/w/repo")
+            .overlay("/w");
         let ops = plan(&fs, &id(), &merged_usr_host());
         let pos = |dst: &str| {
             ops.iter()
                 .position(|o| match o {
-                    MountOp::Bind { dst: d, granted: true, .. } | MountOp::Overlay { dst: d, .. } => d == Path::new(dst),
+                    MountOp::Bind {
+                        dst: d,
+                        granted: true,
+                        ..
+                    }
+                    | MountOp::Overlay { dst: d, .. } => d == Path::new(dst),
                     MountOp::Tmpfs { dst: d, .. } => d == Path::new(dst),
                     _ => false,
                 })
@@ -355,7 +524,10 @@ mod tests {
         assert!(pos("/w") < pos("/w/repo"));
         assert!(pos("/w/repo") < pos("/w/repo/.git"));
         assert!(pos("/w/repo") < pos("/w/repo/tmp"));
-        assert!(pos("/w/repo/.git") < pos("/w/repo/tmp"), "same depth keeps the given order");
+        assert!(
+            pos("/w/repo/.git") < pos("/w/repo/tmp"),
+            "same depth keeps the given order"
+        );
     }
 
     #[test]
@@ -364,7 +536,9 @@ mod tests {
         let passwd = ops
             .iter()
             .find_map(|o| match o {
-                MountOp::File { dst, contents, .. } if dst == Path::new("/etc/passwd") => Some(contents.clone()),
+                MountOp::File { dst, contents, .. } if dst == Path::new("/etc/passwd") => {
+                    Some(contents.clone())
+                }
                 _ => None,
             })
             .unwrap();

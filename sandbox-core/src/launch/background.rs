@@ -13,11 +13,13 @@ pub(crate) fn run(job: Job) {
     let tx = WORKER.get_or_init(|| {
         let (tx, rx) = channel::<Job>();
         // If the thread cannot start, `rx` is dropped and sends below fail.
-        let _ = std::thread::Builder::new().name("stockade-bg".into()).spawn(move || {
-            for job in rx {
-                job();
-            }
-        });
+        let _ = std::thread::Builder::new()
+            .name("stockade-bg".into())
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            });
         Mutex::new(tx)
     });
     let sent = tx.lock().unwrap_or_else(|p| p.into_inner()).send(job);

@@ -43,9 +43,20 @@ impl Step {
     /// Decode a step number read from the pipe.
     pub fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        [Setsid, DeathSignal, Stdio, CloseFds, Rlimit, Capabilities, NoNewPrivs, Chdir, Signals, Exec]
-            .into_iter()
-            .find(|s| *s as u32 == v)
+        [
+            Setsid,
+            DeathSignal,
+            Stdio,
+            CloseFds,
+            Rlimit,
+            Capabilities,
+            NoNewPrivs,
+            Chdir,
+            Signals,
+            Exec,
+        ]
+        .into_iter()
+        .find(|s| *s as u32 == v)
     }
 
     /// Human name for error messages.
@@ -115,14 +126,28 @@ impl PreparedExec {
         argv_ptrs.push(std::ptr::null());
         let mut envp_ptrs: Vec<*const c_char> = envp.iter().map(|s| s.as_ptr()).collect();
         envp_ptrs.push(std::ptr::null());
-        PreparedExec { path, cwd, _argv: argv, _envp: envp, argv_ptrs, envp_ptrs, stdio, passes, keep, parent }
+        PreparedExec {
+            path,
+            cwd,
+            _argv: argv,
+            _envp: envp,
+            argv_ptrs,
+            envp_ptrs,
+            stdio,
+            passes,
+            keep,
+            parent,
+        }
     }
 
     /// Run in the freshly forked child. Never returns: either `execve` succeeds or
     /// `(step, errno)` goes to `report_fd` and the process exits with 127.
     pub fn apply_raw(&self, report_fd: RawFd) -> ! {
         let err = match self.steps(report_fd) {
-            Ok(()) => (Step::Exec, sys::execve(&self.path, &self.argv_ptrs, &self.envp_ptrs)),
+            Ok(()) => (
+                Step::Exec,
+                sys::execve(&self.path, &self.argv_ptrs, &self.envp_ptrs),
+            ),
             Err(e) => e,
         };
         let mut rec = [0u8; RECORD];
@@ -135,7 +160,8 @@ impl PreparedExec {
     fn steps(&self, report_fd: RawFd) -> Result<(), (Step, Errno)> {
         let at = |step: Step| move |e: Errno| (step, e);
         sys::setsid().map_err(at(Step::Setsid))?;
-        sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).map_err(at(Step::DeathSignal))?;
+        sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+            .map_err(at(Step::DeathSignal))?;
         // The init may have died between fork and prctl; then nobody supervises us.
         if sys::getppid() != self.parent {
             return Err((Step::DeathSignal, Errno::ESRCH));

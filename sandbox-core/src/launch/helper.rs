@@ -26,20 +26,29 @@ pub fn set_helper_path(path: impl Into<PathBuf>) -> bool {
 
 fn executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// Resolve the helper to run.
 pub fn find_helper(explicit: Option<&Path>) -> Result<PathBuf, Error> {
     let named = explicit
         .map(|p| (p.to_path_buf(), "the configured helper path"))
-        .or_else(|| DEFAULT_HELPER.get().map(|p| (p.clone(), "the process-wide helper path")))
+        .or_else(|| {
+            DEFAULT_HELPER
+                .get()
+                .map(|p| (p.clone(), "the process-wide helper path"))
+        })
         .or_else(|| std::env::var_os("STOCKADE_INIT").map(|p| (PathBuf::from(p), "STOCKADE_INIT")));
     if let Some((p, what)) = named {
         return if executable(&p) {
             Ok(p)
         } else {
-            Err(Error::Helper(format!("{what} {} is not an executable file", p.display())))
+            Err(Error::Helper(format!(
+                "{what} {} is not an executable file",
+                p.display()
+            )))
         };
     }
     // The running executable first: it is always the same build as this
@@ -48,7 +57,11 @@ pub fn find_helper(explicit: Option<&Path>) -> Result<PathBuf, Error> {
         return Ok(p.clone());
     }
     if let Ok(exe) = std::env::current_exe() {
-        for dir in exe.parent().into_iter().chain(exe.parent().and_then(Path::parent)) {
+        for dir in exe
+            .parent()
+            .into_iter()
+            .chain(exe.parent().and_then(Path::parent))
+        {
             let candidate = dir.join("stockade-init");
             if executable(&candidate) {
                 return Ok(candidate);
@@ -72,7 +85,10 @@ fn self_exec_path() -> Option<PathBuf> {
         let mut cols = line.split_whitespace();
         let range = cols.next()?;
         let (lo, hi) = range.split_once('-')?;
-        let (lo, hi) = (usize::from_str_radix(lo, 16).ok()?, usize::from_str_radix(hi, 16).ok()?);
+        let (lo, hi) = (
+            usize::from_str_radix(lo, 16).ok()?,
+            usize::from_str_radix(hi, 16).ok()?,
+        );
         if (lo..hi).contains(&here) {
             let file = cols.nth(4).map(PathBuf::from)?;
             return (file == exe).then_some(exe);

@@ -22,7 +22,12 @@ use crate::supervise;
 use crate::sys;
 
 fn fail(layer: Layer, step: impl Into<String>, errno: Errno) -> SetupFailure {
-    SetupFailure { layer, step: step.into(), errno: errno as i32, detail: String::new() }
+    SetupFailure {
+        layer,
+        step: step.into(),
+        errno: errno as i32,
+        detail: String::new(),
+    }
 }
 
 /// Run the init. Never returns; always sends exactly one final report.
@@ -50,7 +55,8 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
     // cloned us held (a caller's descriptors, the host's end of `control`)
     // must not reach the sandbox or keep the host's channel alive.
     let mut keep: Vec<RawFd> = vec![control.as_raw_fd(), sync.as_raw_fd()];
-    close_all_except(&mut keep).map_err(|e| fail(Layer::Supervisor, "close inherited descriptors", e))?;
+    close_all_except(&mut keep)
+        .map_err(|e| fail(Layer::Supervisor, "close inherited descriptors", e))?;
     // If the outer half is killed, so is the init, and with it the whole namespace.
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
         .map_err(|e| fail(Layer::Supervisor, "set parent-death signal", e))?;
@@ -72,16 +78,25 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
     drop(sync);
     let plan = &go.plan;
     if fds.len() < 3 {
-        return Err(fail(Layer::Helper, "receive the command's stdio", Errno::EBADF));
+        return Err(fail(
+            Layer::Helper,
+            "receive the command's stdio",
+            Errno::EBADF,
+        ));
     }
     let npass = plan.pass_fds.len();
     if fds.len() < 3 + npass {
-        return Err(fail(Layer::Helper, "receive the pass-through descriptors", Errno::EBADF));
+        return Err(fail(
+            Layer::Helper,
+            "receive the pass-through descriptors",
+            Errno::EBADF,
+        ));
     }
     let granted = fds.split_off(3 + npass);
     let passed = fds.split_off(3);
     let stdio = fds;
-    nix::unistd::sethostname(&plan.hostname).map_err(|e| fail(Layer::Namespaces, "sethostname", e))?;
+    nix::unistd::sethostname(&plan.hostname)
+        .map_err(|e| fail(Layer::Namespaces, "sethostname", e))?;
 
     let mut sources = apply::clone_sources(&plan.mounts, &host, granted.into_iter())?;
     drop(host);
@@ -89,18 +104,25 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
     drop(sources);
     apply::pivot_and_seal()?;
     // Children get fresh clocks (CLONE_NEWTIME only applies to children).
-    nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
-        .map_err(|e| fail(Layer::Namespaces, "unshare time namespace", e))?;
+    nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(
+        libc::CLONE_NEWTIME,
+    ))
+    .map_err(|e| fail(Layer::Namespaces, "unshare time namespace", e))?;
 
     let program = match resolve_program(&plan.argv[0], plan) {
         Ok(p) => p,
-        Err(errno) => return Ok(Report::ExecFailed { errno: errno as i32 }),
+        Err(errno) => {
+            return Ok(Report::ExecFailed {
+                errno: errno as i32,
+            })
+        }
     };
     drop_privileges()?;
 
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
-    mask.thread_block().map_err(|e| fail(Layer::Supervisor, "block SIGCHLD", e))?;
+    mask.thread_block()
+        .map_err(|e| fail(Layer::Supervisor, "block SIGCHLD", e))?;
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| fail(Layer::Supervisor, "signalfd", e))?;
 
@@ -109,8 +131,15 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
     // Sources above every possible target, so the last hop's dup2s cannot
     // clobber them (see `exec::HIGH_FD`).
     let report_wr = move_high(report_wr)?;
-    let passed = passed.into_iter().map(move_high).collect::<Result<Vec<_>, _>>()?;
-    let passes = passed.iter().zip(&plan.pass_fds).map(|(src, &target)| (src.as_raw_fd(), target)).collect();
+    let passed = passed
+        .into_iter()
+        .map(move_high)
+        .collect::<Result<Vec<_>, _>>()?;
+    let passes = passed
+        .iter()
+        .zip(&plan.pass_fds)
+        .map(|(src, &target)| (src.as_raw_fd(), target))
+        .collect();
     let exec = prepare_exec(plan, program, &stdio, passes, report_wr.as_raw_fd())?;
     // SAFETY: the init is single-threaded; the child only runs `apply_raw`,
     // which performs raw syscalls from the prepared plan and never allocates.
@@ -126,16 +155,27 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
     if let Some((step, errno)) = read_exec_result(&report_rd) {
         let _ = nix::sys::wait::waitpid(child, None);
         return Ok(match step {
-            Step::Exec => Report::ExecFailed { errno: errno as i32 },
+            Step::Exec => Report::ExecFailed {
+                errno: errno as i32,
+            },
             _ => Report::Failed(fail(
-                if step == Step::Capabilities || step == Step::NoNewPrivs { Layer::Privileges } else { Layer::Exec },
+                if step == Step::Capabilities || step == Step::NoNewPrivs {
+                    Layer::Privileges
+                } else {
+                    Layer::Exec
+                },
                 step.name(),
                 errno,
             )),
         });
     }
-    wire::send(control.as_fd(), &Report::Started { pid: go.init_pid }, &[])
-        .map_err(|e| fail(Layer::Supervisor, format!("report start: {e}"), Errno::EPIPE))?;
+    wire::send(control.as_fd(), &Report::Started { pid: go.init_pid }, &[]).map_err(|e| {
+        fail(
+            Layer::Supervisor,
+            format!("report start: {e}"),
+            Errno::EPIPE,
+        )
+    })?;
 
     let outcome = supervise::supervise(
         child,
@@ -144,7 +184,11 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
         plan.timeout_ms.map(Duration::from_millis),
         Duration::from_millis(plan.grace_ms),
     );
-    Ok(Report::Exited { code: outcome.code, signal: outcome.signal, timed_out: outcome.timed_out })
+    Ok(Report::Exited {
+        code: outcome.code,
+        signal: outcome.signal,
+        timed_out: outcome.timed_out,
+    })
 }
 
 /// Close every descriptor not in `keep`, then park `/dev/null` on whichever
@@ -161,7 +205,11 @@ fn close_all_except(keep: &mut [RawFd]) -> Result<(), Errno> {
         next = fd + 1;
     }
     sys::close_range(next, libc::c_uint::MAX, 0)?;
-    let null = nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
+    let null = nix::fcntl::open(
+        "/dev/null",
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
     for fd in 0..3 {
         if !keep.contains(&fd) && null.as_raw_fd() != fd {
             sys::dup2(null.as_raw_fd(), fd)?;
@@ -215,19 +263,22 @@ fn drop_privileges() -> Result<(), SetupFailure> {
         | (1 << 5) // SECBIT_KEEP_CAPS_LOCKED
         | (1 << 6) // SECBIT_NO_CAP_AMBIENT_RAISE
         | (1 << 7); // SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED
-    sys::prctl(libc::PR_SET_SECUREBITS, securebits).map_err(|e| fail(Layer::Privileges, "lock securebits", e))?;
+    sys::prctl(libc::PR_SET_SECUREBITS, securebits)
+        .map_err(|e| fail(Layer::Privileges, "lock securebits", e))?;
     caps::clear(None, CapSet::Ambient).map_err(|e| err("clear ambient capabilities", e))?;
     for cap in caps::all() {
         if cap == Capability::CAP_SETPCAP {
             continue;
         }
-        caps::drop(None, CapSet::Bounding, cap).map_err(|e| err("drop bounding capabilities", e))?;
+        caps::drop(None, CapSet::Bounding, cap)
+            .map_err(|e| err("drop bounding capabilities", e))?;
     }
     caps::drop(None, CapSet::Bounding, Capability::CAP_SETPCAP)
         .map_err(|e| err("drop bounding capabilities", e))?;
     sys::capset_zero().map_err(|e| fail(Layer::Privileges, "clear capabilities", e))?;
     // Nothing in the sandbox may read the init's memory or descriptors.
-    sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| fail(Layer::Privileges, "set non-dumpable", e))?;
+    sys::prctl(libc::PR_SET_DUMPABLE, 0)
+        .map_err(|e| fail(Layer::Privileges, "set non-dumpable", e))?;
     Ok(())
 }
 
@@ -237,7 +288,12 @@ fn resolve_program(argv0: &str, plan: &Plan) -> Result<PathBuf, Errno> {
     if argv0.contains('/') {
         return Ok(PathBuf::from(argv0));
     }
-    let path = plan.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str()).unwrap_or("/usr/bin:/bin");
+    let path = plan
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("/usr/bin:/bin");
     let mut seen_eacces = false;
     for dir in path.split(':').filter(|d| d.starts_with('/')) {
         let candidate = Path::new(dir).join(argv0);
@@ -248,16 +304,30 @@ fn resolve_program(argv0: &str, plan: &Plan) -> Result<PathBuf, Errno> {
             seen_eacces = true;
         }
     }
-    Err(if seen_eacces { Errno::EACCES } else { Errno::ENOENT })
+    Err(if seen_eacces {
+        Errno::EACCES
+    } else {
+        Errno::ENOENT
+    })
 }
 
 fn cstring(s: &str, what: &str) -> Result<CString, SetupFailure> {
-    CString::new(s).map_err(|_| fail(Layer::Exec, format!("{what} contains a NUL byte"), Errno::EINVAL))
+    CString::new(s).map_err(|_| {
+        fail(
+            Layer::Exec,
+            format!("{what} contains a NUL byte"),
+            Errno::EINVAL,
+        )
+    })
 }
 
 /// Duplicate `fd` to the lowest free number at or above `exec::HIGH_FD`.
 fn move_high(fd: OwnedFd) -> Result<OwnedFd, SetupFailure> {
-    let high = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(super::exec::HIGH_FD)).map_err(|e| {
+    let high = nix::fcntl::fcntl(
+        &fd,
+        nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(super::exec::HIGH_FD),
+    )
+    .map_err(|e| {
         let mut f = fail(Layer::Supervisor, "move descriptor", e);
         f.detail = format!("needs RLIMIT_NOFILE above {}", super::exec::HIGH_FD);
         f
@@ -274,14 +344,32 @@ fn prepare_exec(
     report_fd: RawFd,
 ) -> Result<PreparedExec, SetupFailure> {
     use std::os::unix::ffi::OsStrExt;
-    let path = CString::new(program.as_os_str().as_bytes())
-        .map_err(|_| fail(Layer::Exec, "program path contains a NUL byte", Errno::EINVAL))?;
-    let argv = plan.argv.iter().map(|a| cstring(a, "argument")).collect::<Result<Vec<_>, _>>()?;
-    let envp =
-        plan.env.iter().map(|(k, v)| cstring(&format!("{k}={v}"), "environment")).collect::<Result<Vec<_>, _>>()?;
+    let path = CString::new(program.as_os_str().as_bytes()).map_err(|_| {
+        fail(
+            Layer::Exec,
+            "program path contains a NUL byte",
+            Errno::EINVAL,
+        )
+    })?;
+    let argv = plan
+        .argv
+        .iter()
+        .map(|a| cstring(a, "argument"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let envp = plan
+        .env
+        .iter()
+        .map(|(k, v)| cstring(&format!("{k}={v}"), "environment"))
+        .collect::<Result<Vec<_>, _>>()?;
     let cwd = cstring(&plan.cwd, "working directory")?;
-    let fds = [stdio[0].as_raw_fd(), stdio[1].as_raw_fd(), stdio[2].as_raw_fd()];
-    Ok(PreparedExec::new(path, argv, envp, cwd, fds, passes, report_fd, 1))
+    let fds = [
+        stdio[0].as_raw_fd(),
+        stdio[1].as_raw_fd(),
+        stdio[2].as_raw_fd(),
+    ];
+    Ok(PreparedExec::new(
+        path, argv, envp, cwd, fds, passes, report_fd, 1,
+    ))
 }
 
 /// EOF means `execve` succeeded (the pipe was CLOEXEC).
@@ -301,5 +389,8 @@ fn read_exec_result(fd: &OwnedFd) -> Option<(Step, Errno)> {
     }
     let step = u32::from_ne_bytes(rec[..4].try_into().ok()?);
     let errno = i32::from_ne_bytes(rec[4..].try_into().ok()?);
-    Some((Step::from_u32(step).unwrap_or(Step::Exec), Errno::from_raw(errno)))
+    Some((
+        Step::from_u32(step).unwrap_or(Step::Exec),
+        Errno::from_raw(errno),
+    ))
 }

@@ -44,7 +44,12 @@ pub(crate) fn launch(plan: &Plan, helper: &Path, fds: Vec<OwnedFd>) -> Result<La
         prewarm::refill_soon();
         if wire::send(warm.host_end.as_fd(), plan, &raw).is_ok() {
             drop(fds);
-            return await_start(plan, warm.host_end, Keeper::Helper(warm.child), &helper.display().to_string());
+            return await_start(
+                plan,
+                warm.host_end,
+                Keeper::Helper(warm.child),
+                &helper.display().to_string(),
+            );
         }
         // That helper died while waiting; forget it and start cold.
         Keeper::Helper(warm.child).reap_soon();
@@ -52,10 +57,18 @@ pub(crate) fn launch(plan: &Plan, helper: &Path, fds: Vec<OwnedFd>) -> Result<La
     let (child, host_end) = start_helper(helper, &plan.identity, plan.base.clone())?;
     if let Err(e) = wire::send(host_end.as_fd(), plan, &raw) {
         let _ = Keeper::Helper(child).wait();
-        return Err(Error::Helper(format!("{} did not accept the plan: {e}", helper.display())));
+        return Err(Error::Helper(format!(
+            "{} did not accept the plan: {e}",
+            helper.display()
+        )));
     }
     drop(fds);
-    await_start(plan, host_end, Keeper::Helper(child), &helper.display().to_string())
+    await_start(
+        plan,
+        host_end,
+        Keeper::Helper(child),
+        &helper.display().to_string(),
+    )
 }
 
 /// `posix_spawn` the helper with a fresh control socket as its stdin and send
@@ -66,8 +79,13 @@ pub(crate) fn start_helper(
     base: Vec<crate::fs::plan::MountOp>,
 ) -> Result<(std::process::Child, OwnedFd), Error> {
     use std::os::unix::process::CommandExt;
-    let (host_end, helper_end) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-        .map_err(|e| Error::Helper(format!("socketpair: {e}")))?;
+    let (host_end, helper_end) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| Error::Helper(format!("socketpair: {e}")))?;
     let debug = std::env::var_os("STOCKADE_DEBUG").is_some();
     let mut cmd = Command::new(helper);
     cmd.arg0("stockade-init")
@@ -75,17 +93,29 @@ pub(crate) fn start_helper(
         .env_clear()
         .stdin(std::process::Stdio::from(helper_end))
         .stdout(std::process::Stdio::null())
-        .stderr(if debug { std::process::Stdio::inherit() } else { std::process::Stdio::null() });
+        .stderr(if debug {
+            std::process::Stdio::inherit()
+        } else {
+            std::process::Stdio::null()
+        });
     let mut child = cmd
         .spawn()
         .map_err(|e| Error::Helper(format!("cannot start {}: {e}", helper.display())))?;
     // Drop the helper's end in the host now (the Command still holds it).
     drop(cmd);
-    let opening = Opening { protocol: PROTOCOL, version: VERSION.into(), identity: identity.clone(), base };
+    let opening = Opening {
+        protocol: PROTOCOL,
+        version: VERSION.into(),
+        identity: identity.clone(),
+        base,
+    };
     if let Err(e) = wire::send(host_end.as_fd(), &opening, &[]) {
         let _ = child.kill();
         let _ = child.wait();
-        return Err(Error::Helper(format!("{} did not accept the opening: {e}", helper.display())));
+        return Err(Error::Helper(format!(
+            "{} did not accept the opening: {e}",
+            helper.display()
+        )));
     }
     Ok((child, host_end))
 }
@@ -96,9 +126,15 @@ pub(crate) fn start_helper(
 /// thread gets the helper, because cloning a threaded process is unsafe.
 /// The caller must have checked [`single_threaded`] just before.
 pub(crate) fn launch_in_process(plan: &Plan, fds: Vec<OwnedFd>) -> Result<Launched, Error> {
-    let (host_end, init_end) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-        .map_err(|e| Error::Helper(format!("socketpair: {e}")))?;
-    let (init, outer_end) = outer::open(&plan.identity, &plan.base, &init_end).map_err(Error::Setup)?;
+    let (host_end, init_end) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| Error::Helper(format!("socketpair: {e}")))?;
+    let (init, outer_end) =
+        outer::open(&plan.identity, &plan.base, &init_end).map_err(Error::Setup)?;
     drop(init_end);
     if let Err(f) = outer::hand_over(init, &outer_end, plan, fds) {
         drop(outer_end);
@@ -117,14 +153,26 @@ pub(crate) fn base_root(id: &Identity) -> Vec<crate::fs::plan::MountOp> {
 /// Whether this process has exactly one thread.
 pub(crate) fn single_threaded() -> bool {
     std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.split_whitespace().eq(["Threads:", "1"])))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.split_whitespace().eq(["Threads:", "1"]))
+        })
         .unwrap_or(false)
 }
 
 /// Wait for the init's first report: started, or why not.
-fn await_start(plan: &Plan, host_end: OwnedFd, keeper: Keeper, what: &str) -> Result<Launched, Error> {
+fn await_start(
+    plan: &Plan,
+    host_end: OwnedFd,
+    keeper: Keeper,
+    what: &str,
+) -> Result<Launched, Error> {
     match wire::recv::<Report>(host_end.as_fd(), false) {
-        Ok(Some((Report::Started { pid }, _))) => Ok(Launched { control: host_end, keeper, init_pid: pid as u32 }),
+        Ok(Some((Report::Started { pid }, _))) => Ok(Launched {
+            control: host_end,
+            keeper,
+            init_pid: pid as u32,
+        }),
         other => {
             drop(host_end);
             let status = keeper.wait();
@@ -156,6 +204,9 @@ pub(crate) fn exec_error(program: &str, errno: i32) -> Error {
     if e == nix::errno::Errno::ENOENT {
         Error::NotFound(program.to_string())
     } else {
-        Error::NotExecutable { program: program.to_string(), reason: format!("{e:?} ({})", e.desc()) }
+        Error::NotExecutable {
+            program: program.to_string(),
+            reason: format!("{e:?} ({})", e.desc()),
+        }
     }
 }

@@ -57,7 +57,12 @@ pub fn helper_main() -> ! {
 }
 
 fn helper_fail(detail: impl Into<String>) -> SetupFailure {
-    SetupFailure { layer: Layer::Helper, step: "read plan".into(), errno: 0, detail: detail.into() }
+    SetupFailure {
+        layer: Layer::Helper,
+        step: "read plan".into(),
+        errno: 0,
+        detail: detail.into(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -67,11 +72,16 @@ struct Versions {
 }
 
 fn read_opening(control: &OwnedFd) -> Result<Option<Opening>, SetupFailure> {
-    let Some((bytes, _)) = wire::recv_bytes(control.as_fd(), false).map_err(|e| helper_fail(e.to_string()))? else {
+    let Some((bytes, _)) =
+        wire::recv_bytes(control.as_fd(), false).map_err(|e| helper_fail(e.to_string()))?
+    else {
         return Ok(None);
     };
-    let v: Versions = serde_json::from_slice(&bytes)
-        .map_err(|e| helper_fail(format!("not a stockade opening ({e}); is the control socket ours?")))?;
+    let v: Versions = serde_json::from_slice(&bytes).map_err(|e| {
+        helper_fail(format!(
+            "not a stockade opening ({e}); is the control socket ours?"
+        ))
+    })?;
     if v.protocol != PROTOCOL || v.version != VERSION {
         return Err(helper_fail(format!(
             "version mismatch: the helper is stockade {VERSION} (protocol {PROTOCOL}) but the library is \
@@ -79,17 +89,26 @@ fn read_opening(control: &OwnedFd) -> Result<Option<Opening>, SetupFailure> {
             v.version, v.protocol
         )));
     }
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| helper_fail(format!("malformed opening: {e}")))
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| helper_fail(format!("malformed opening: {e}")))
 }
 
 /// Opening, namespaces, then (maybe much later, for a pre-warmed helper) the
 /// plan; then supervise the init until it is gone.
 fn run(control: &OwnedFd) -> Result<(), SetupFailure> {
-    let Some(opening) = read_opening(control)? else { return Ok(()) };
+    let Some(opening) = read_opening(control)? else {
+        return Ok(());
+    };
     let (init, outer_end) = open(&opening.identity, &opening.base, control)?;
     let plan = match wire::recv::<Plan>(control.as_fd(), false) {
         Ok(Some((plan, stdio))) if plan.identity == opening.identity => (plan, stdio),
-        Ok(Some(_)) => return Err(abandon(init, helper_fail("the plan's identity differs from the opening's"))),
+        Ok(Some(_)) => {
+            return Err(abandon(
+                init,
+                helper_fail("the plan's identity differs from the opening's"),
+            ))
+        }
         Ok(None) => {
             // The host let a pre-warmed sandbox go unused: nothing to report.
             abandon(init, helper_fail("unused"));
@@ -114,11 +133,23 @@ fn abandon(init: Pid, f: SetupFailure) -> SetupFailure {
 ///
 /// Runs in a small single-threaded process: the helper, or a caller that
 /// proved it is one (see `launch::launch_in_process`).
-pub(crate) fn open(id: &Identity, base: &[MountOp], control: &OwnedFd) -> Result<(Pid, OwnedFd), SetupFailure> {
-    let (outer_end, init_end) =
-        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(|e| {
-            SetupFailure { layer: Layer::Helper, step: "socketpair".into(), errno: e as i32, detail: String::new() }
-        })?;
+pub(crate) fn open(
+    id: &Identity,
+    base: &[MountOp],
+    control: &OwnedFd,
+) -> Result<(Pid, OwnedFd), SetupFailure> {
+    let (outer_end, init_end) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| SetupFailure {
+        layer: Layer::Helper,
+        step: "socketpair".into(),
+        errno: e as i32,
+        detail: String::new(),
+    })?;
     let flags = libc::CLONE_NEWUSER
         | libc::CLONE_NEWPID
         | libc::CLONE_NEWNS
@@ -141,13 +172,25 @@ pub(crate) fn open(id: &Identity, base: &[MountOp], control: &OwnedFd) -> Result
     drop(init_end);
     let init = Pid::from_raw(pid);
     write_id_maps(pid, id).map_err(|f| abandon(init, f))?;
-    wire::send(outer_end.as_fd(), &Mapped { base: base.to_vec() }, &[]).map_err(|e| abandon(init, helper_fail(format!("hand-off: {e}"))))?;
+    wire::send(
+        outer_end.as_fd(),
+        &Mapped {
+            base: base.to_vec(),
+        },
+        &[],
+    )
+    .map_err(|e| abandon(init, helper_fail(format!("hand-off: {e}"))))?;
     Ok((init, outer_end))
 }
 
 /// Give the init its plan, the command's stdio and, for a root caller, the
 /// granted paths as idmapped trees.
-pub(crate) fn hand_over(init: Pid, outer_end: &OwnedFd, plan: &Plan, stdio: Vec<OwnedFd>) -> Result<(), SetupFailure> {
+pub(crate) fn hand_over(
+    init: Pid,
+    outer_end: &OwnedFd,
+    plan: &Plan,
+    stdio: Vec<OwnedFd>,
+) -> Result<(), SetupFailure> {
     if stdio.len() != 3 + plan.pass_fds.len() {
         return Err(helper_fail(format!(
             "expected {} descriptors (stdio and pass-throughs), got {}",
@@ -155,10 +198,25 @@ pub(crate) fn hand_over(init: Pid, outer_end: &OwnedFd, plan: &Plan, stdio: Vec<
             stdio.len()
         )));
     }
-    let granted = if plan.idmap_grants { idmapped_grants(init.as_raw(), plan)? } else { Vec::new() };
-    let fds: Vec<_> = stdio.iter().chain(granted.iter()).map(|f| f.as_raw_fd()).collect();
-    wire::send(outer_end.as_fd(), &Go { init_pid: init.as_raw(), plan: plan.clone() }, &fds)
-        .map_err(|e| helper_fail(format!("hand-off to init: {e}")))
+    let granted = if plan.idmap_grants {
+        idmapped_grants(init.as_raw(), plan)?
+    } else {
+        Vec::new()
+    };
+    let fds: Vec<_> = stdio
+        .iter()
+        .chain(granted.iter())
+        .map(|f| f.as_raw_fd())
+        .collect();
+    wire::send(
+        outer_end.as_fd(),
+        &Go {
+            init_pid: init.as_raw(),
+            plan: plan.clone(),
+        },
+        &fds,
+    )
+    .map_err(|e| helper_fail(format!("hand-off to init: {e}")))
 }
 
 /// Reap the init; an error if it died without sending its own final report.
@@ -167,7 +225,9 @@ fn wait_for_init(init: Pid) -> Result<(), SetupFailure> {
         match waitpid(init, None) {
             Ok(WaitStatus::Exited(_, INIT_REPORTED)) => return Ok(()),
             Ok(WaitStatus::Exited(_, code)) => {
-                return Err(died(format!("the sandbox init exited with status {code} without a report")))
+                return Err(died(format!(
+                    "the sandbox init exited with status {code} without a report"
+                )))
             }
             Ok(WaitStatus::Signaled(_, sig, _)) => {
                 return Err(died(format!("the sandbox init was killed by {sig:?}")))
@@ -179,7 +239,12 @@ fn wait_for_init(init: Pid) -> Result<(), SetupFailure> {
 }
 
 fn died(detail: String) -> SetupFailure {
-    SetupFailure { layer: Layer::Supervisor, step: "supervise".into(), errno: 0, detail }
+    SetupFailure {
+        layer: Layer::Supervisor,
+        step: "supervise".into(),
+        errno: 0,
+        detail,
+    }
 }
 
 /// The init's ids map onto exactly one host uid and gid.
@@ -209,7 +274,10 @@ fn idmapped_grants(pid: i32, plan: &Plan) -> Result<Vec<OwnedFd>, SetupFailure> 
     let mut trees = Vec::new();
     for op in &plan.mounts {
         let src = match op {
-            MountOp::Bind { granted: true, src, .. } | MountOp::Overlay { src, .. } => src,
+            MountOp::Bind {
+                granted: true, src, ..
+            }
+            | MountOp::Overlay { src, .. } => src,
             _ => continue,
         };
         let tree = clone_tree(libc::AT_FDCWD, src)?;

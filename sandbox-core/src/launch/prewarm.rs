@@ -58,11 +58,16 @@ pub(crate) fn take(helper: &Path, identity: &Identity) -> Option<Warm> {
 /// Start the next warm sandbox on the background worker.
 pub(crate) fn refill_soon() {
     super::background::run(Box::new(|| {
-        let Some((helper, identity)) = slot().as_ref().filter(|s| s.ready.is_none()).map(|s| (s.helper.clone(), s.identity.clone()))
+        let Some((helper, identity)) = slot()
+            .as_ref()
+            .filter(|s| s.ready.is_none())
+            .map(|s| (s.helper.clone(), s.identity.clone()))
         else {
             return;
         };
-        if let Ok((child, host_end)) = super::start_helper(&helper, &identity, super::base_root(&identity)) {
+        if let Ok((child, host_end)) =
+            super::start_helper(&helper, &identity, super::base_root(&identity))
+        {
             let mut g = slot();
             match g.as_mut() {
                 Some(s) if s.ready.is_none() && s.helper == helper && s.identity == identity => {

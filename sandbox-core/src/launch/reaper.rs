@@ -22,7 +22,10 @@ impl Keeper {
     /// Block until it is gone; a short description of how it ended.
     pub fn wait(self) -> String {
         match self {
-            Keeper::Helper(mut c) => c.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+            Keeper::Helper(mut c) => c
+                .wait()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|e| e.to_string()),
             Keeper::Init(pid) => match waitpid(pid, None) {
                 Ok(WaitStatus::Exited(_, c)) => format!("exit status {c}"),
                 Ok(WaitStatus::Signaled(_, s, _)) => format!("killed by {s:?}"),
@@ -41,7 +44,10 @@ impl Keeper {
     fn try_reap(&mut self) -> bool {
         match self {
             Keeper::Helper(c) => !matches!(c.try_wait(), Ok(None)),
-            Keeper::Init(pid) => !matches!(waitpid(*pid, Some(WaitPidFlag::WNOHANG)), Ok(WaitStatus::StillAlive)),
+            Keeper::Init(pid) => !matches!(
+                waitpid(*pid, Some(WaitPidFlag::WNOHANG)),
+                Ok(WaitStatus::StillAlive)
+            ),
         }
     }
 }

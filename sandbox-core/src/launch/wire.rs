@@ -146,10 +146,18 @@ pub fn recv<T: for<'de> Deserialize<'de>>(
 }
 
 /// Receive one raw datagram and its fds. `Ok(None)` on end of stream.
-pub fn recv_bytes(sock: BorrowedFd<'_>, nonblocking: bool) -> std::io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+pub fn recv_bytes(
+    sock: BorrowedFd<'_>,
+    nonblocking: bool,
+) -> std::io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut cmsg = cmsg_space!([RawFd; MAX_FDS]);
-    let flags = MsgFlags::MSG_CMSG_CLOEXEC | if nonblocking { MsgFlags::MSG_DONTWAIT } else { MsgFlags::empty() };
+    let flags = MsgFlags::MSG_CMSG_CLOEXEC
+        | if nonblocking {
+            MsgFlags::MSG_DONTWAIT
+        } else {
+            MsgFlags::empty()
+        };
     loop {
         let mut iov = [IoSliceMut::new(&mut buf)];
         match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), flags) {
@@ -159,10 +167,16 @@ pub fn recv_bytes(sock: BorrowedFd<'_>, nonblocking: bool) -> std::io::Result<Op
                     if let ControlMessageOwned::ScmRights(raw) = c {
                         // SAFETY: SCM_RIGHTS fds are freshly installed in this
                         // process by the kernel and owned by nobody yet.
-                        fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                        fds.extend(
+                            raw.into_iter()
+                                .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                        );
                     }
                 }
-                if msg.flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC) {
+                if msg
+                    .flags
+                    .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC)
+                {
                     return Err(std::io::Error::other("truncated message from peer"));
                 }
                 let len = msg.bytes;
@@ -177,4 +191,3 @@ pub fn recv_bytes(sock: BorrowedFd<'_>, nonblocking: bool) -> std::io::Result<Op
         }
     }
 }
-

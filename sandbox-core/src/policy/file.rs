@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{parse_size, Fs, Limits, Mount, Net, ProxyPolicy, DEFAULT_OVERLAY_SIZE, DEFAULT_TMPFS_SIZE};
+use super::{
+    parse_size, Fs, Limits, Mount, Net, ProxyPolicy, DEFAULT_OVERLAY_SIZE, DEFAULT_TMPFS_SIZE,
+};
 use crate::error::Error;
 use crate::Sandbox;
 
@@ -121,7 +123,9 @@ impl EnvSpec {
 pub fn parse_env_pair(kv: &str) -> Result<(String, String), Error> {
     match kv.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(Error::policy(format!("invalid environment entry `{kv}`: expected K=V"))),
+        _ => Err(Error::policy(format!(
+            "invalid environment entry `{kv}`: expected K=V"
+        ))),
     }
 }
 
@@ -138,7 +142,9 @@ fn split_bind(spec: &str) -> (PathBuf, PathBuf) {
 
 fn checked_dst(dst: PathBuf, opt: &str, spec: &str) -> Result<PathBuf, Error> {
     if !dst.is_absolute() {
-        return Err(Error::policy(format!("{opt} {spec}: destination must be an absolute path")));
+        return Err(Error::policy(format!(
+            "{opt} {spec}: destination must be an absolute path"
+        )));
     }
     Ok(dst)
 }
@@ -148,7 +154,9 @@ impl PolicyFile {
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, Error> {
         toml::from_str(text).map_err(|e| {
             let msg = e.message();
-            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             match line {
                 Some(l) => Error::policy(format!("{origin}:{l}: {msg}")),
                 None => Error::policy(format!("{origin}: {msg}")),
@@ -200,23 +208,36 @@ impl PolicyFile {
         }
         for spec in &self.ro {
             let (src, dst) = split_bind(spec);
-            fs = fs.mount(Mount::ReadOnly { src, dst: checked_dst(dst, "--ro", spec)? });
+            fs = fs.mount(Mount::ReadOnly {
+                src,
+                dst: checked_dst(dst, "--ro", spec)?,
+            });
         }
         for spec in &self.rw {
             let (src, dst) = split_bind(spec);
-            fs = fs.mount(Mount::ReadWrite { src, dst: checked_dst(dst, "--rw", spec)? });
+            fs = fs.mount(Mount::ReadWrite {
+                src,
+                dst: checked_dst(dst, "--rw", spec)?,
+            });
         }
         for spec in &self.overlay {
             let (src, dst) = split_bind(spec);
             let dst = checked_dst(dst, "--overlay", spec)?;
-            fs = fs.mount(Mount::Overlay { src, dst, size: DEFAULT_OVERLAY_SIZE });
+            fs = fs.mount(Mount::Overlay {
+                src,
+                dst,
+                size: DEFAULT_OVERLAY_SIZE,
+            });
         }
         for spec in &self.tmpfs {
             let (dst, size) = match spec.rsplit_once(':') {
                 Some((d, s)) => (PathBuf::from(d), parse_size(s)?),
                 None => (PathBuf::from(spec), DEFAULT_TMPFS_SIZE),
             };
-            fs = fs.mount(Mount::Tmpfs { dst: checked_dst(dst, "--tmpfs", spec)?, size });
+            fs = fs.mount(Mount::Tmpfs {
+                dst: checked_dst(dst, "--tmpfs", spec)?,
+                size,
+            });
         }
         Ok(fs)
     }
@@ -240,8 +261,12 @@ impl PolicyFile {
             }
             None | Some("proxy") => Ok(Net::Proxy(proxy)),
             Some("none") if proxy == ProxyPolicy::default() => Ok(Net::None),
-            Some("none") => Err(Error::policy("--net none conflicts with proxy options such as --allow-domain")),
-            Some(other) => Err(Error::policy(format!("invalid --net `{other}`: expected none or proxy"))),
+            Some("none") => Err(Error::policy(
+                "--net none conflicts with proxy options such as --allow-domain",
+            )),
+            Some(other) => Err(Error::policy(format!(
+                "invalid --net `{other}`: expected none or proxy"
+            ))),
         }
     }
 
@@ -259,7 +284,9 @@ impl PolicyFile {
         }
         if let Some(c) = self.cpu {
             if !(c.is_finite() && c > 0.0) {
-                return Err(Error::policy(format!("invalid --cpu {c}: expected a positive number of cores")));
+                return Err(Error::policy(format!(
+                    "invalid --cpu {c}: expected a positive number of cores"
+                )));
             }
             l = l.cpu(c);
         }
@@ -268,10 +295,15 @@ impl PolicyFile {
 
     /// Build a [`Sandbox`] (without a command) from this policy.
     pub fn to_sandbox(&self) -> Result<Sandbox, Error> {
-        let mut sb = Sandbox::new().fs(self.fs()?).net(self.net()?).limits(self.limits()?);
+        let mut sb = Sandbox::new()
+            .fs(self.fs()?)
+            .net(self.net()?)
+            .limits(self.limits()?);
         if let Some(t) = self.timeout {
             if !(t.is_finite() && t > 0.0) {
-                return Err(Error::policy(format!("invalid timeout {t}: expected seconds greater than 0")));
+                return Err(Error::policy(format!(
+                    "invalid timeout {t}: expected seconds greater than 0"
+                )));
             }
             sb = sb.timeout(Duration::from_secs_f64(t));
         }
@@ -311,7 +343,8 @@ mod tests {
 
     #[test]
     fn wrong_type_names_key_and_line() {
-        let err = PolicyFile::from_toml_str("cwd = \"/x\"\n\ntimeout = \"soon\"\n", "p.toml").unwrap_err();
+        let err = PolicyFile::from_toml_str("cwd = \"/x\"\n\ntimeout = \"soon\"\n", "p.toml")
+            .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("p.toml:3"), "{msg}");
     }
@@ -319,34 +352,74 @@ mod tests {
     #[test]
     fn merge_appends_lists_and_overrides_scalars() {
         let a = PolicyFile::from_toml_str("ro=[\"/a\"]\ntimeout=5\nenv={X=\"1\"}", "a").unwrap();
-        let b = PolicyFile { ro: vec!["/b".into()], timeout: Some(7.0), ..Default::default() };
+        let b = PolicyFile {
+            ro: vec!["/b".into()],
+            timeout: Some(7.0),
+            ..Default::default()
+        };
         let m = a.merge(b);
         assert_eq!(m.ro, vec!["/a".to_string(), "/b".to_string()]);
         assert_eq!(m.timeout, Some(7.0));
-        assert_eq!(m.env.pairs().unwrap(), vec![("X".to_string(), "1".to_string())]);
+        assert_eq!(
+            m.env.pairs().unwrap(),
+            vec![("X".to_string(), "1".to_string())]
+        );
     }
 
     #[test]
     fn bind_specs_split_and_relative_dst_is_refused() {
-        let p = PolicyFile { ro: vec!["/a:/b".into(), "/c".into()], ..Default::default() };
+        let p = PolicyFile {
+            ro: vec!["/a:/b".into(), "/c".into()],
+            ..Default::default()
+        };
         let fs = p.fs().unwrap();
-        assert_eq!(fs.mounts()[0], Mount::ReadOnly { src: "/a".into(), dst: "/b".into() });
-        assert_eq!(fs.mounts()[1], Mount::ReadOnly { src: "/c".into(), dst: "/c".into() });
-        let p = PolicyFile { rw: vec!["rel".into()], ..Default::default() };
+        assert_eq!(
+            fs.mounts()[0],
+            Mount::ReadOnly {
+                src: "/a".into(),
+                dst: "/b".into()
+            }
+        );
+        assert_eq!(
+            fs.mounts()[1],
+            Mount::ReadOnly {
+                src: "/c".into(),
+                dst: "/c".into()
+            }
+        );
+        let p = PolicyFile {
+            rw: vec!["rel".into()],
+            ..Default::default()
+        };
         assert!(p.fs().unwrap().mounts()[0].dst().is_absolute());
-        let p = PolicyFile { rw: vec!["/a:rel".into()], ..Default::default() };
+        let p = PolicyFile {
+            rw: vec!["/a:rel".into()],
+            ..Default::default()
+        };
         assert!(p.fs().is_err());
-        let p = PolicyFile { tmpfs: vec!["/s:12Q".into()], ..Default::default() };
+        let p = PolicyFile {
+            tmpfs: vec!["/s:12Q".into()],
+            ..Default::default()
+        };
         assert!(p.fs().is_err());
     }
 
     #[test]
     fn allow_domain_implies_proxy() {
-        let p = PolicyFile { allow_domain: vec!["x.com".into()], ..Default::default() };
+        let p = PolicyFile {
+            allow_domain: vec!["x.com".into()],
+            ..Default::default()
+        };
         assert!(matches!(p.net().unwrap(), Net::Proxy(_)));
-        let p = PolicyFile { net: Some("none".into()), ..Default::default() };
+        let p = PolicyFile {
+            net: Some("none".into()),
+            ..Default::default()
+        };
         assert_eq!(p.net().unwrap(), Net::None);
-        let p = PolicyFile { net: Some("wifi".into()), ..Default::default() };
+        let p = PolicyFile {
+            net: Some("wifi".into()),
+            ..Default::default()
+        };
         assert!(p.net().is_err());
     }
 }

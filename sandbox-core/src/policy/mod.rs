@@ -71,9 +71,9 @@ impl Mount {
     /// The host path the grant exposes, if any.
     pub fn src(&self) -> Option<&Path> {
         match self {
-            Mount::ReadOnly { src, .. } | Mount::ReadWrite { src, .. } | Mount::Overlay { src, .. } => {
-                Some(src)
-            }
+            Mount::ReadOnly { src, .. }
+            | Mount::ReadWrite { src, .. }
+            | Mount::Overlay { src, .. } => Some(src),
             Mount::Tmpfs { .. } => None,
         }
     }
@@ -103,7 +103,10 @@ impl Fs {
     /// a minimal `/dev`, a private `/proc`, and nothing of the host's home,
     /// `/root`, `/run`, `/var` or `/sys`.
     pub fn minimal() -> Self {
-        Fs { mounts: Vec::new(), tmp_size: DEFAULT_TMP_SIZE }
+        Fs {
+            mounts: Vec::new(),
+            tmp_size: DEFAULT_TMP_SIZE,
+        }
     }
 
     /// Bind host `path` read-only at the same path inside.
@@ -114,7 +117,10 @@ impl Fs {
 
     /// Bind host `src` read-only at `dst` inside.
     pub fn ro_at(mut self, src: impl Into<PathBuf>, dst: impl Into<PathBuf>) -> Self {
-        self.mounts.push(Mount::ReadOnly { src: src.into(), dst: dst.into() });
+        self.mounts.push(Mount::ReadOnly {
+            src: src.into(),
+            dst: dst.into(),
+        });
         self
     }
 
@@ -126,7 +132,10 @@ impl Fs {
 
     /// Bind host `src` read-write at `dst` inside.
     pub fn rw_at(mut self, src: impl Into<PathBuf>, dst: impl Into<PathBuf>) -> Self {
-        self.mounts.push(Mount::ReadWrite { src: src.into(), dst: dst.into() });
+        self.mounts.push(Mount::ReadWrite {
+            src: src.into(),
+            dst: dst.into(),
+        });
         self
     }
 
@@ -138,14 +147,26 @@ impl Fs {
 
     /// Show host `src` writable at `dst`, with at most `size` bytes of writes kept
     /// in memory and discarded at exit.
-    pub fn overlay_at(mut self, src: impl Into<PathBuf>, dst: impl Into<PathBuf>, size: u64) -> Self {
-        self.mounts.push(Mount::Overlay { src: src.into(), dst: dst.into(), size });
+    pub fn overlay_at(
+        mut self,
+        src: impl Into<PathBuf>,
+        dst: impl Into<PathBuf>,
+        size: u64,
+    ) -> Self {
+        self.mounts.push(Mount::Overlay {
+            src: src.into(),
+            dst: dst.into(),
+            size,
+        });
         self
     }
 
     /// A private tmpfs of `size` bytes at `dst`.
     pub fn tmpfs(mut self, dst: impl Into<PathBuf>, size: u64) -> Self {
-        self.mounts.push(Mount::Tmpfs { dst: dst.into(), size });
+        self.mounts.push(Mount::Tmpfs {
+            dst: dst.into(),
+            size,
+        });
         self
     }
 
@@ -195,7 +216,10 @@ impl Fs {
                 _ => None,
             };
             if size == Some(0) {
-                return Err(Error::policy(format!("size of {} must be greater than 0", m.dst().display())));
+                return Err(Error::policy(format!(
+                    "size of {} must be greater than 0",
+                    m.dst().display()
+                )));
             }
             let (src, writable) = match m {
                 Mount::ReadOnly { src, .. } => (src, false),
@@ -203,11 +227,12 @@ impl Fs {
                 Mount::Overlay { src, .. } => (src, false),
                 Mount::Tmpfs { .. } => continue,
             };
-            let real = std::fs::canonicalize(&*src).map_err(|e| {
-                Error::policy(format!("cannot grant {}: {}", src.display(), e))
-            })?;
+            let real = std::fs::canonicalize(&*src)
+                .map_err(|e| Error::policy(format!("cannot grant {}: {}", src.display(), e)))?;
             if writable && real == Path::new("/") {
-                return Err(Error::policy("--rw of / is refused: it would hand the whole host to the sandbox"));
+                return Err(Error::policy(
+                    "--rw of / is refused: it would hand the whole host to the sandbox",
+                ));
             }
             if writable && is_kernel_fs(&real) {
                 return Err(Error::policy(format!(
@@ -223,7 +248,9 @@ impl Fs {
 
 /// Paths the minimal root builds itself and a grant may not replace.
 fn reserved_destination(dst: &Path) -> bool {
-    ["/", "/proc", "/dev", "/dev/pts"].iter().any(|r| dst == Path::new(r))
+    ["/", "/proc", "/dev", "/dev/pts"]
+        .iter()
+        .any(|r| dst == Path::new(r))
         || dst.starts_with("/proc")
 }
 
@@ -235,10 +262,18 @@ fn is_kernel_fs(p: &Path) -> bool {
 /// walk out of the place it names.
 pub(crate) fn check_inside_path(p: &Path, what: &str) -> Result<(), Error> {
     if !p.is_absolute() {
-        return Err(Error::policy(format!("{what} {} must be an absolute path", p.display())));
+        return Err(Error::policy(format!(
+            "{what} {} must be an absolute path",
+            p.display()
+        )));
     }
-    if p.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
-        return Err(Error::policy(format!("{what} {} must not contain `.` or `..`", p.display())));
+    if p.components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    {
+        return Err(Error::policy(format!(
+            "{what} {} must not contain `.` or `..`",
+            p.display()
+        )));
     }
     if p.as_os_str().as_encoded_bytes().contains(&0) {
         return Err(Error::policy(format!("{what} contains a NUL byte")));
@@ -352,5 +387,9 @@ pub(crate) fn check_timeout(t: Duration) -> Result<(), Error> {
 
 /// Layer a not-yet-available policy option belongs to.
 pub(crate) fn unavailable(option: &str, layer: Layer, issue: &str) -> Error {
-    Error::Unsupported { option: option.to_string(), layer, detail: issue.to_string() }
+    Error::Unsupported {
+        option: option.to_string(),
+        layer,
+        detail: issue.to_string(),
+    }
 }

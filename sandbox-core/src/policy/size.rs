@@ -5,10 +5,21 @@ use crate::error::Error;
 /// Parse a size such as `64M`, `1.5G`, `512K`, `4096` (bytes). Suffixes are binary
 /// (K = 1024) and case-insensitive; an optional trailing `B`/`iB` is accepted.
 pub fn parse_size(s: &str) -> Result<u64, Error> {
-    let bad = || Error::policy(format!("invalid size `{s}`: use a number with an optional K, M, G or T suffix, like 64M"));
+    let bad = || {
+        Error::policy(format!(
+            "invalid size `{s}`: use a number with an optional K, M, G or T suffix, like 64M"
+        ))
+    };
     let t = s.trim();
-    let t = t.strip_suffix("iB").or_else(|| t.strip_suffix("ib")).unwrap_or(t);
-    let t = if t.len() > 1 { t.strip_suffix(['B', 'b']).unwrap_or(t) } else { t };
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix("ib"))
+        .unwrap_or(t);
+    let t = if t.len() > 1 {
+        t.strip_suffix(['B', 'b']).unwrap_or(t)
+    } else {
+        t
+    };
     let (num, mult) = match t.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => {
             let m: u64 = match c.to_ascii_uppercase() {

@@ -37,10 +37,16 @@ fn reap(command: Pid, outcome: &mut Option<Outcome>) {
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
             Ok(WaitStatus::Exited(pid, code)) if pid == command => {
-                *outcome = Some(Outcome { code: Some(code), ..Default::default() })
+                *outcome = Some(Outcome {
+                    code: Some(code),
+                    ..Default::default()
+                })
             }
             Ok(WaitStatus::Signaled(pid, sig, _)) if pid == command => {
-                *outcome = Some(Outcome { signal: Some(sig as i32), ..Default::default() })
+                *outcome = Some(Outcome {
+                    signal: Some(sig as i32),
+                    ..Default::default()
+                })
             }
             Ok(WaitStatus::StillAlive) | Err(_) => return,
             Ok(_) => continue,
@@ -86,7 +92,14 @@ pub fn supervise(
         };
         let mut fds = [
             PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
-            PollFd::new(control, if host_gone { PollFlags::empty() } else { PollFlags::POLLIN }),
+            PollFd::new(
+                control,
+                if host_gone {
+                    PollFlags::empty()
+                } else {
+                    PollFlags::POLLIN
+                },
+            ),
         ];
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
@@ -95,14 +108,17 @@ pub fn supervise(
                 break;
             }
         }
-        let sig_ready = fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
+        let sig_ready = fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN));
         let ctl = fds[1].revents().unwrap_or(PollFlags::empty());
 
         if sig_ready {
             while let Ok(Some(_)) = sigfd.read_signal() {}
             reap(command, &mut result);
         }
-        if !host_gone && ctl.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+        if !host_gone && ctl.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+        {
             match wire::recv::<Control>(control, true) {
                 Ok(Some((Control::Kill, _))) => kill_all(libc::SIGKILL),
                 Err(e) if e.raw_os_error() == Some(Errno::EAGAIN as i32) => {}
@@ -132,7 +148,10 @@ pub fn supervise(
     // The command is gone: nothing it started may stay behind.
     kill_all(libc::SIGKILL);
     reap_all();
-    let mut out = result.unwrap_or(Outcome { signal: Some(libc::SIGKILL), ..Default::default() });
+    let mut out = result.unwrap_or(Outcome {
+        signal: Some(libc::SIGKILL),
+        ..Default::default()
+    });
     out.timed_out = timed_out;
     out
 }

@@ -10,7 +10,8 @@ use libc::{c_char, c_int, c_long, c_uint, c_ulong, pid_t};
 use nix::errno::Errno;
 
 pub use libc::{
-    MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE,
+    MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, OPEN_TREE_CLOEXEC,
+    OPEN_TREE_CLONE,
 };
 
 fn check(ret: c_long) -> Result<c_long, Errno> {
@@ -132,8 +133,15 @@ pub fn capset_zero() -> Result<(), Errno> {
         inheritable: u32,
     }
     const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-    let mut header = Header { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
-    let data = [Data { effective: 0, permitted: 0, inheritable: 0 }; 2];
+    let mut header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
     // SAFETY: header and the two-element data array have the kernel's v3 layout
     // and outlive the call.
     check(unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) })?;
@@ -181,7 +189,10 @@ pub fn chdir(path: &CStr) -> Result<(), Errno> {
 
 /// `setrlimit(resource, {cur, max})`.
 pub fn setrlimit(resource: libc::__rlimit_resource_t, cur: u64, max: u64) -> Result<(), Errno> {
-    let lim = libc::rlimit { rlim_cur: cur, rlim_max: max };
+    let lim = libc::rlimit {
+        rlim_cur: cur,
+        rlim_max: max,
+    };
     // SAFETY: `lim` is a valid rlimit struct for the call.
     check(unsafe { libc::setrlimit(resource, &lim) } as c_long)?;
     Ok(())
@@ -249,7 +260,11 @@ pub fn kill(pid: pid_t, sig: c_int) -> Result<(), Errno> {
 /// Bring the loopback interface of the current network namespace up.
 pub fn loopback_up() -> Result<(), Errno> {
     // SAFETY: plain socket creation; the fd is owned below.
-    let sock = check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) } as c_long)?;
+    let sock =
+        check(
+            unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) }
+                as c_long,
+        )?;
     // SAFETY: `sock` is a fresh fd owned by nobody else.
     let sock = unsafe { OwnedFd::from_raw_fd(sock as RawFd) };
     // SAFETY: ifreq is plain data; all-zero is a valid value.
@@ -267,7 +282,8 @@ pub fn loopback_up() -> Result<(), Errno> {
 }
 
 static ARGC: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-static ARGV: std::sync::atomic::AtomicPtr<*const c_char> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+static ARGV: std::sync::atomic::AtomicPtr<*const c_char> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
 
 /// Record the process's argv (called from the `.init_array` hook).
 pub fn remember_argv(argc: c_int, argv: *const *const c_char) {
@@ -283,7 +299,15 @@ pub fn set_process_title(name: &CStr) {
     use std::sync::atomic::Ordering;
     let (argc, argv) = (ARGC.load(Ordering::Relaxed), ARGV.load(Ordering::Relaxed));
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
-    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as c_ulong, 0 as c_ulong, 0 as c_ulong, 0 as c_ulong) };
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_NAME,
+            name.as_ptr() as c_ulong,
+            0 as c_ulong,
+            0 as c_ulong,
+            0 as c_ulong,
+        )
+    };
     if argc == 0 || argv.is_null() {
         return;
     }

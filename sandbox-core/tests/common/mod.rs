@@ -9,7 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "the stockade integration tests must run as root (euid is {euid})");
+    assert_eq!(
+        euid, 0,
+        "the stockade integration tests must run as root (euid is {euid})"
+    );
 }
 
 /// A scratch directory under Cargo's per-target tmp dir, removed on drop.
@@ -24,7 +27,11 @@ impl Workspace {
     pub fn new(tag: &str) -> Self {
         static N: AtomicU64 = AtomicU64::new(0);
         let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let path = base.join(format!("stockade-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let path = base.join(format!(
+            "stockade-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create workspace");
         Workspace { path }
@@ -49,9 +56,13 @@ impl Drop for Workspace {
 pub fn host_pids_with_cmdline(needle: &str) -> Vec<u32> {
     let me = std::process::id();
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
         if pid == me {
             continue;
         }
@@ -67,19 +78,31 @@ pub fn host_pids_with_cmdline(needle: &str) -> Vec<u32> {
 
 /// Number of open descriptors of this process.
 pub fn open_fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd").expect("read /proc/self/fd").count()
+    std::fs::read_dir("/proc/self/fd")
+        .expect("read /proc/self/fd")
+        .count()
 }
 
 /// Processes whose parent is this process: (pid, state, comm).
 pub fn our_children() -> Vec<(u32, String, String)> {
     let me = std::process::id();
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { continue };
-        let field =
-            |k: &str| status.lines().find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string())).unwrap_or_default();
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+                .unwrap_or_default()
+        };
         if field("PPid:").parse::<u32>().ok() == Some(me) {
             out.push((pid, field("State:"), field("Name:")));
         }
