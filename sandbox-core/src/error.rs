@@ -203,9 +203,11 @@ pub(crate) fn remedy(layer: Layer, errno: i32) -> Option<&'static str> {
         }
         (Layer::Filesystem, Errno::ENOENT) => "a granted path does not exist on the host",
         (Layer::Filesystem, Errno::EINVAL) => {
-            "the filesystem does not support this mount (idmapped mounts need Linux 5.12+ and \
-             a filesystem that supports them); grant the path with --overlay or run as an \
-             unprivileged user"
+            "the kernel or the filesystem refused this mount. A root caller's grants are \
+             idmapped mounts, which need Linux 5.12+ and a filesystem that supports them \
+             (ext4, xfs, btrfs 5.15+, tmpfs 6.3+; not procfs, sysfs or most network \
+             filesystems): grant a path on such a filesystem, or run stockade as an \
+             unprivileged user, whose grants need no idmapping"
         }
         _ => return None,
     })

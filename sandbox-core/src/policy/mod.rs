@@ -221,6 +221,7 @@ impl Fs {
                     m.dst().display()
                 )));
             }
+            let overlay = matches!(m, Mount::Overlay { .. });
             let (src, writable) = match m {
                 Mount::ReadOnly { src, .. } => (src, false),
                 Mount::ReadWrite { src, .. } => (src, true),
@@ -229,6 +230,12 @@ impl Fs {
             };
             let real = std::fs::canonicalize(&*src)
                 .map_err(|e| Error::policy(format!("cannot grant {}: {}", src.display(), e)))?;
+            if overlay && !real.is_dir() {
+                return Err(Error::policy(format!(
+                    "--overlay {} must be a directory (an overlay layers a writable tmpfs over a directory)",
+                    src.display()
+                )));
+            }
             if writable && real == Path::new("/") {
                 return Err(Error::policy(
                     "--rw of / is refused: it would hand the whole host to the sandbox",
