@@ -98,16 +98,18 @@ pub fn clone_sources(
 ) -> Result<Vec<Option<OwnedFd>>> {
     let mut out = Vec::with_capacity(ops.len());
     for op in ops {
-        let fd = match op {
-            MountOp::Bind {
-                granted: true, src, ..
+        let fd = match op.host_source() {
+            None => None,
+            Some(src) => {
+                let grant = matches!(
+                    op,
+                    MountOp::Bind { granted: true, .. } | MountOp::Overlay { .. }
+                );
+                match grant.then(|| granted.next()).flatten() {
+                    Some(prepared) => Some(prepared),
+                    None => Some(host.clone_source(src)?),
+                }
             }
-            | MountOp::Overlay { src, .. } => match granted.next() {
-                Some(fd) => Some(fd),
-                None => Some(host.clone_source(src)?),
-            },
-            MountOp::Bind { src, .. } => Some(host.clone_source(src)?),
-            _ => None,
         };
         out.push(fd);
     }
@@ -150,46 +152,176 @@ pub fn enter_staging() -> Result<()> {
     nix::unistd::chdir(STAGING).map_err(|e| fail("enter new root", e))
 }
 
+/// What a cloned source tree is, which decides its mount point and flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeKind {
+    /// A directory.
+    Dir,
+    /// A device node (keeps `dev`).
+    Device,
+    /// Any other file.
+    File,
+}
+
+/// The system operations that carry out a plan, relative to the new root. The
+/// real one performs syscalls; the tests' recorder writes them down, so the
+/// plan -> syscall translation is checked without privileges.
+pub trait MountSys {
+    /// A detached mount tree (a cloned source).
+    type Tree;
+    /// `mkdir -p`.
+    fn mkdirs(&mut self, p: &Path) -> Result<()>;
+    /// `chmod`.
+    fn chmod(&mut self, p: &Path, mode: u32) -> Result<()>;
+    /// Permission bits of `p`, if it exists.
+    fn mode_of(&mut self, p: &Path) -> Option<u32>;
+    /// Create an empty file (and parents) to mount a file over.
+    fn mkfile(&mut self, p: &Path) -> Result<()>;
+    /// `symlink(target, p)`.
+    fn symlink(&mut self, target: &Path, p: &Path) -> Result<()>;
+    /// Write a new file.
+    fn write(&mut self, p: &Path, contents: &[u8]) -> Result<()>;
+    /// Copy a small host file (a host symlink stays a symlink; absent: skip).
+    fn copy_host(&mut self, src: &Path, dst: &Path) -> Result<()>;
+    /// What `tree` is.
+    fn kind(&mut self, tree: &Self::Tree, src: &Path) -> Result<TreeKind>;
+    /// Add `MOUNT_ATTR_*` flags to the whole tree (never removes any).
+    fn add_attrs(&mut self, tree: &Self::Tree, attrs: u64, src: &Path) -> Result<()>;
+    /// Attach `tree` at `p`.
+    fn attach(&mut self, tree: &Self::Tree, p: &Path, src: &Path) -> Result<()>;
+    /// `mount(2)`; `step` names it in errors.
+    fn mount(
+        &mut self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+        step: &str,
+    ) -> Result<()>;
+    /// `umount2(p, MNT_DETACH)`.
+    fn detach(&mut self, p: &Path, step: &str) -> Result<()>;
+    /// `rmdir`.
+    fn rmdir(&mut self, p: &Path) -> Result<()>;
+}
+
+/// The real system: syscalls relative to the current directory.
+pub struct RealSys;
+
+impl MountSys for RealSys {
+    type Tree = OwnedFd;
+
+    fn mkdirs(&mut self, p: &Path) -> Result<()> {
+        fs::create_dir_all(p)
+            .map_err(|e| io_fail(format!("create {}", Path::new("/").join(p).display()), e))
+    }
+    fn chmod(&mut self, p: &Path, mode: u32) -> Result<()> {
+        fs::set_permissions(p, fs::Permissions::from_mode(mode)).map_err(|e| io_fail("chmod", e))
+    }
+    fn mode_of(&mut self, p: &Path) -> Option<u32> {
+        fs::metadata(p)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o7777)
+    }
+    fn mkfile(&mut self, p: &Path) -> Result<()> {
+        if let Some(parent) = p.parent() {
+            self.mkdirs(parent)?;
+        }
+        if p.exists() {
+            return Ok(());
+        }
+        fs::File::create(p)
+            .map(drop)
+            .map_err(|e| io_fail(format!("create {}", Path::new("/").join(p).display()), e))
+    }
+    fn symlink(&mut self, target: &Path, p: &Path) -> Result<()> {
+        symlink(target, p).map_err(|e| io_fail(format!("symlink /{}", p.display()), e))
+    }
+    fn write(&mut self, p: &Path, contents: &[u8]) -> Result<()> {
+        fs::write(p, contents).map_err(|e| io_fail(format!("write /{}", p.display()), e))
+    }
+    fn copy_host(&mut self, src: &Path, dst: &Path) -> Result<()> {
+        if let Ok(target) = fs::read_link(src) {
+            return self.symlink(&target, dst);
+        }
+        match fs::read(src) {
+            Ok(bytes) => {
+                fs::write(dst, bytes).map_err(|e| io_fail(format!("copy {}", src.display()), e))
+            }
+            // A host that lacks or hides the file simply does not get it inside.
+            Err(_) => Ok(()),
+        }
+    }
+    fn kind(&mut self, tree: &OwnedFd, src: &Path) -> Result<TreeKind> {
+        let st = fstat(tree).map_err(|e| fail(format!("stat {}", src.display()), e))?;
+        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        Ok(if kind == SFlag::S_IFDIR {
+            TreeKind::Dir
+        } else if kind == SFlag::S_IFCHR || kind == SFlag::S_IFBLK {
+            TreeKind::Device
+        } else {
+            TreeKind::File
+        })
+    }
+    fn add_attrs(&mut self, tree: &OwnedFd, attrs: u64, src: &Path) -> Result<()> {
+        sys::mount_setattr(tree.as_fd(), true, attrs, 0, None)
+            .map_err(|e| fail(format!("set flags on {}", src.display()), e))
+    }
+    fn attach(&mut self, tree: &OwnedFd, p: &Path, src: &Path) -> Result<()> {
+        sys::move_mount(tree.as_fd(), libc::AT_FDCWD, &cstr(p))
+            .map_err(|e| fail(format!("bind {} at /{}", src.display(), p.display()), e))
+    }
+    fn mount(
+        &mut self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+        step: &str,
+    ) -> Result<()> {
+        mount(source, target, fstype, flags, data).map_err(|e| fail(step, e))
+    }
+    fn detach(&mut self, p: &Path, step: &str) -> Result<()> {
+        umount2(p, MntFlags::MNT_DETACH).map_err(|e| fail(step, e))
+    }
+    fn rmdir(&mut self, p: &Path) -> Result<()> {
+        fs::remove_dir(p).map_err(|e| io_fail(format!("remove /{}", p.display()), e))
+    }
+}
+
 /// Apply every op relative to the current directory (the new root).
-pub fn apply(ops: &[MountOp], sources: &mut [Option<OwnedFd>]) -> Result<()> {
+pub fn apply<S: MountSys>(
+    sys: &mut S,
+    ops: &[MountOp],
+    sources: &mut [Option<S::Tree>],
+) -> Result<()> {
     for (i, op) in ops.iter().enumerate() {
-        apply_one(op, sources[i].take(), i)?;
+        apply_one(sys, op, sources[i].take(), i)?;
     }
     Ok(())
 }
 
-fn mkdirs(p: &Path) -> Result<()> {
-    fs::create_dir_all(p)
-        .map_err(|e| io_fail(format!("create {}", Path::new("/").join(p).display()), e))
-}
+const TMPFS: Option<&str> = Some("tmpfs");
 
-/// Create an empty file (and its parents) to mount a single file over.
-fn mkfile(p: &Path) -> Result<()> {
-    if let Some(parent) = p.parent() {
-        mkdirs(parent)?;
-    }
-    if p.exists() {
-        return Ok(());
-    }
-    fs::File::create(p)
-        .map(drop)
-        .map_err(|e| io_fail(format!("create {}", Path::new("/").join(p).display()), e))
-}
-
-fn apply_one(op: &MountOp, source: Option<OwnedFd>, index: usize) -> Result<()> {
+fn apply_one<S: MountSys>(
+    sys: &mut S,
+    op: &MountOp,
+    source: Option<S::Tree>,
+    index: usize,
+) -> Result<()> {
     match op {
         MountOp::Dir { dst, mode } => {
             let p = rel(dst);
-            mkdirs(&p)?;
-            fs::set_permissions(&p, fs::Permissions::from_mode(*mode))
-                .map_err(|e| io_fail("chmod", e))
+            sys.mkdirs(&p)?;
+            sys.chmod(&p, *mode)
         }
         MountOp::Symlink { target, dst } => {
             let p = rel(dst);
-            if let Some(parent) = p.parent() {
-                mkdirs(parent)?;
+            if let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                sys.mkdirs(parent)?;
             }
-            symlink(target, &p).map_err(|e| io_fail(format!("symlink {}", dst.display()), e))
+            sys.symlink(target, &p)
         }
         MountOp::File {
             dst,
@@ -197,170 +329,161 @@ fn apply_one(op: &MountOp, source: Option<OwnedFd>, index: usize) -> Result<()> 
             mode,
         } => {
             let p = rel(dst);
-            fs::write(&p, contents).map_err(|e| io_fail(format!("write {}", dst.display()), e))?;
-            fs::set_permissions(&p, fs::Permissions::from_mode(*mode))
-                .map_err(|e| io_fail("chmod", e))
+            sys.write(&p, contents.as_bytes())?;
+            sys.chmod(&p, *mode)
         }
-        MountOp::Copy { src, dst } => copy(src, &rel(dst)),
+        MountOp::Copy { src, dst } => sys.copy_host(src, &rel(dst)),
         MountOp::Bind { dst, ro, src, .. } => {
-            let fd = source.expect("every bind has a cloned source");
-            bind(&fd, &rel(dst), *ro, src)
+            let tree = source.expect("every bind has a cloned source");
+            bind(sys, &tree, &rel(dst), *ro, src)
         }
         MountOp::Tmpfs { dst, size, mode } => {
             let p = rel(dst);
-            mkdirs(&p)?;
+            sys.mkdirs(&p)?;
             let opts = format!("size={size},mode={mode:o}");
-            mount(
-                Some("tmpfs"),
+            let step = format!("mount tmpfs {}", dst.display());
+            sys.mount(
+                Some(Path::new("tmpfs")),
                 &p,
-                Some("tmpfs"),
+                TMPFS,
                 MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-                Some(opts.as_str()),
+                Some(&opts),
+                &step,
             )
-            .map_err(|e| fail(format!("mount tmpfs {}", dst.display()), e))
         }
         MountOp::Overlay { src, dst, size } => {
-            let fd = source.expect("every overlay has a cloned source");
-            overlay(&fd, &rel(dst), *size, index, src)
+            let tree = source.expect("every overlay has a cloned source");
+            overlay(sys, &tree, &rel(dst), *size, index, src)
         }
         MountOp::Devpts { dst } => {
             let p = rel(dst);
-            mkdirs(&p)?;
-            mount(
-                Some("devpts"),
+            sys.mkdirs(&p)?;
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+            let opts = "newinstance,ptmxmode=0666,mode=0620";
+            sys.mount(
+                Some(Path::new("devpts")),
                 &p,
                 Some("devpts"),
-                MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-                Some("newinstance,ptmxmode=0666,mode=0620"),
+                flags,
+                Some(opts),
+                "mount devpts",
+            )?;
+            sys.symlink(
+                Path::new("pts/ptmx"),
+                &p.parent().unwrap_or(Path::new("")).join("ptmx"),
             )
-            .map_err(|e| fail("mount devpts", e))?;
-            let ptmx = p.parent().unwrap_or(Path::new("")).join("ptmx");
-            symlink("pts/ptmx", ptmx).map_err(|e| io_fail("symlink /dev/ptmx", e))
         }
         MountOp::Proc { dst } => {
             let p = rel(dst);
-            mkdirs(&p)?;
-            mount(
-                Some("proc"),
+            sys.mkdirs(&p)?;
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            sys.mount(
+                Some(Path::new("proc")),
                 &p,
                 Some("proc"),
-                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                None::<&str>,
+                flags,
+                None,
+                "mount /proc",
             )
-            .map_err(|e| fail("mount /proc", e))
         }
         MountOp::Mask { dst, dir } => {
             let p = rel(dst);
+            let step = format!("mask {}", dst.display());
             if *dir {
-                mount(
-                    Some("tmpfs"),
+                let flags = MsFlags::MS_RDONLY
+                    | MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV
+                    | MsFlags::MS_NOEXEC;
+                sys.mount(
+                    Some(Path::new("tmpfs")),
                     &p,
-                    Some("tmpfs"),
-                    MsFlags::MS_RDONLY
-                        | MsFlags::MS_NOSUID
-                        | MsFlags::MS_NODEV
-                        | MsFlags::MS_NOEXEC,
+                    TMPFS,
+                    flags,
                     Some("size=0,mode=0555"),
+                    &step,
                 )
             } else {
-                mount(
-                    Some("dev/null"),
+                sys.mount(
+                    Some(Path::new("dev/null")),
                     &p,
-                    None::<&str>,
+                    None,
                     MsFlags::MS_BIND,
-                    None::<&str>,
+                    None,
+                    &step,
                 )
             }
-            .map_err(|e| fail(format!("mask {}", dst.display()), e))
         }
         MountOp::ReadOnly { dst } => {
             let p = rel(dst);
-            mount(
+            let step = format!("read-only {}", dst.display());
+            sys.mount(
                 Some(&p),
                 &p,
-                None::<&str>,
+                None,
                 MsFlags::MS_BIND | MsFlags::MS_REC,
-                None::<&str>,
-            )
-            .map_err(|e| fail(format!("bind {}", dst.display()), e))?;
-            remount_ro(&p).map_err(|e| fail(format!("read-only {}", dst.display()), e))
+                None,
+                &step,
+            )?;
+            let flags = MsFlags::MS_REMOUNT
+                | MsFlags::MS_BIND
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC;
+            sys.mount(None, &p, None, flags, None, &step)
         }
-    }
-}
-
-fn remount_ro(p: &Path) -> nix::Result<()> {
-    mount(
-        None::<&str>,
-        p,
-        None::<&str>,
-        MsFlags::MS_REMOUNT
-            | MsFlags::MS_BIND
-            | MsFlags::MS_RDONLY
-            | MsFlags::MS_NOSUID
-            | MsFlags::MS_NODEV
-            | MsFlags::MS_NOEXEC,
-        None::<&str>,
-    )
-}
-
-/// Copy a small host file into the new root; a host symlink stays a symlink.
-fn copy(src: &Path, dst: &Path) -> Result<()> {
-    if let Ok(target) = fs::read_link(src) {
-        return symlink(target, dst).map_err(|e| io_fail(format!("symlink {}", src.display()), e));
-    }
-    match fs::read(src) {
-        Ok(bytes) => {
-            fs::write(dst, bytes).map_err(|e| io_fail(format!("copy {}", src.display()), e))
-        }
-        // A host that lacks or hides the file simply does not get it inside.
-        Err(_) => Ok(()),
     }
 }
 
 /// Attach a cloned tree at `dst`, with `nosuid` (and `nodev` except for device
 /// nodes) always, and read-only when asked. Flags are only ever added.
-fn bind(fd: &OwnedFd, dst: &Path, ro: bool, src: &Path) -> Result<()> {
-    let st = fstat(fd).map_err(|e| fail(format!("stat {}", src.display()), e))?;
-    let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
-    let is_device = kind == SFlag::S_IFCHR || kind == SFlag::S_IFBLK;
-    if kind == SFlag::S_IFDIR {
-        mkdirs(dst)?;
+fn bind<S: MountSys>(sys: &mut S, tree: &S::Tree, dst: &Path, ro: bool, src: &Path) -> Result<()> {
+    let kind = sys.kind(tree, src)?;
+    if kind == TreeKind::Dir {
+        sys.mkdirs(dst)?;
     } else {
-        mkfile(dst)?;
+        sys.mkfile(dst)?;
     }
     let mut attrs = sys::MOUNT_ATTR_NOSUID;
-    if !is_device {
+    if kind != TreeKind::Device {
         attrs |= sys::MOUNT_ATTR_NODEV;
     }
     if ro {
         attrs |= sys::MOUNT_ATTR_RDONLY;
     }
-    sys::mount_setattr(fd.as_fd(), true, attrs, 0, None)
-        .map_err(|e| fail(format!("set flags on {}", src.display()), e))?;
-    sys::move_mount(fd.as_fd(), libc::AT_FDCWD, &cstr(dst))
-        .map_err(|e| fail(format!("bind {} at /{}", src.display(), dst.display()), e))
+    sys.add_attrs(tree, attrs, src)?;
+    sys.attach(tree, dst, src)
 }
 
 /// `dst` shows the cloned tree with a `size`-capped tmpfs upper on top: writes
 /// never reach the host and vanish with the mount namespace.
-fn overlay(lower: &OwnedFd, dst: &Path, size: u64, index: usize, src: &Path) -> Result<()> {
-    bind(lower, dst, true, src)?;
+fn overlay<S: MountSys>(
+    sys: &mut S,
+    lower: &S::Tree,
+    dst: &Path,
+    size: u64,
+    index: usize,
+    src: &Path,
+) -> Result<()> {
+    bind(sys, lower, dst, true, src)?;
     let stage = PathBuf::from(format!(".stockade-ovl-{index}"));
-    mkdirs(&stage)?;
-    mount(
-        Some("tmpfs"),
+    sys.mkdirs(&stage)?;
+    let opts = format!("size={size},mode=0755");
+    let step = format!("mount overlay upper for {}", src.display());
+    sys.mount(
+        Some(Path::new("tmpfs")),
         &stage,
-        Some("tmpfs"),
+        TMPFS,
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some(format!("size={size},mode=0755").as_str()),
-    )
-    .map_err(|e| fail(format!("mount overlay upper for {}", src.display()), e))?;
+        Some(&opts),
+        &step,
+    )?;
     let (upper, work) = (stage.join("upper"), stage.join("work"));
-    mkdirs(&upper)?;
-    mkdirs(&work)?;
-    // Keep the lower's root mode/owner on the upper so the merged root looks alike.
-    if let Ok(meta) = fs::metadata(dst) {
-        let _ = fs::set_permissions(&upper, meta.permissions());
+    sys.mkdirs(&upper)?;
+    sys.mkdirs(&work)?;
+    // The upper's root mode shows as the merged root's: keep the lower's.
+    if let Some(mode) = sys.mode_of(dst) {
+        sys.chmod(&upper, mode)?;
     }
     let abs = |p: &Path| Path::new(STAGING).join(p).display().to_string();
     let opts = format!(
@@ -369,17 +492,18 @@ fn overlay(lower: &OwnedFd, dst: &Path, size: u64, index: usize, src: &Path) -> 
         abs(&upper),
         abs(&work)
     );
-    mount(
-        Some("overlay"),
+    let step = format!("mount overlay on {}", src.display());
+    sys.mount(
+        Some(Path::new("overlay")),
         dst,
         Some("overlay"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some(opts.as_str()),
-    )
-    .map_err(|e| fail(format!("mount overlay on {}", src.display()), e))?;
+        Some(&opts),
+        &step,
+    )?;
     // The overlay keeps its own reference to the upper; hide the staging mount.
-    umount2(&stage, MntFlags::MNT_DETACH).map_err(|e| fail("detach overlay upper", e))?;
-    fs::remove_dir(&stage).map_err(|e| io_fail("remove overlay staging", e))
+    sys.detach(&stage, "detach overlay upper")?;
+    sys.rmdir(&stage)
 }
 
 /// Make the current directory the root, drop the old root entirely, and make
@@ -402,4 +526,174 @@ pub fn pivot_and_seal() -> Result<()> {
         None::<&str>,
     )
     .map_err(|e| fail("make root read-only", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::plan::{self, tests::merged_usr_host, Identity};
+    use crate::policy::Fs;
+
+    /// Writes every operation down instead of performing it. Trees are the
+    /// host paths they were cloned from; `/dev/*` trees are devices, paths with
+    /// an extension are files, the rest directories.
+    #[derive(Default)]
+    struct Recorder {
+        log: Vec<String>,
+    }
+
+    fn flags(f: MsFlags) -> String {
+        let names = [
+            (MsFlags::MS_RDONLY, "ro"),
+            (MsFlags::MS_NOSUID, "nosuid"),
+            (MsFlags::MS_NODEV, "nodev"),
+            (MsFlags::MS_NOEXEC, "noexec"),
+            (MsFlags::MS_REMOUNT, "remount"),
+            (MsFlags::MS_BIND, "bind"),
+            (MsFlags::MS_REC, "rec"),
+        ];
+        names
+            .iter()
+            .filter(|(b, _)| f.contains(*b))
+            .map(|(_, n)| *n)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn attrs(a: u64) -> String {
+        let names = [
+            (sys::MOUNT_ATTR_RDONLY, "ro"),
+            (sys::MOUNT_ATTR_NOSUID, "nosuid"),
+            (sys::MOUNT_ATTR_NODEV, "nodev"),
+        ];
+        names
+            .iter()
+            .filter(|(b, _)| a & b != 0)
+            .map(|(_, n)| *n)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    impl MountSys for Recorder {
+        type Tree = PathBuf;
+        fn mkdirs(&mut self, p: &Path) -> Result<()> {
+            self.log.push(format!("mkdir {}", p.display()));
+            Ok(())
+        }
+        fn chmod(&mut self, p: &Path, mode: u32) -> Result<()> {
+            self.log.push(format!("chmod {mode:o} {}", p.display()));
+            Ok(())
+        }
+        fn mode_of(&mut self, _: &Path) -> Option<u32> {
+            Some(0o755)
+        }
+        fn mkfile(&mut self, p: &Path) -> Result<()> {
+            self.log.push(format!("touch {}", p.display()));
+            Ok(())
+        }
+        fn symlink(&mut self, target: &Path, p: &Path) -> Result<()> {
+            self.log
+                .push(format!("symlink {} -> {}", p.display(), target.display()));
+            Ok(())
+        }
+        fn write(&mut self, p: &Path, contents: &[u8]) -> Result<()> {
+            self.log
+                .push(format!("write {} ({} bytes)", p.display(), contents.len()));
+            Ok(())
+        }
+        fn copy_host(&mut self, src: &Path, dst: &Path) -> Result<()> {
+            self.log
+                .push(format!("copy {} -> {}", src.display(), dst.display()));
+            Ok(())
+        }
+        fn kind(&mut self, tree: &PathBuf, _: &Path) -> Result<TreeKind> {
+            Ok(if tree.starts_with("/dev") {
+                TreeKind::Device
+            } else if tree.extension().is_some() {
+                TreeKind::File
+            } else {
+                TreeKind::Dir
+            })
+        }
+        fn add_attrs(&mut self, tree: &PathBuf, a: u64, _: &Path) -> Result<()> {
+            self.log
+                .push(format!("setattr {} +{}", tree.display(), attrs(a)));
+            Ok(())
+        }
+        fn attach(&mut self, tree: &PathBuf, p: &Path, _: &Path) -> Result<()> {
+            self.log
+                .push(format!("attach {} at {}", tree.display(), p.display()));
+            Ok(())
+        }
+        fn mount(
+            &mut self,
+            source: Option<&Path>,
+            target: &Path,
+            fstype: Option<&str>,
+            f: MsFlags,
+            data: Option<&str>,
+            _: &str,
+        ) -> Result<()> {
+            self.log.push(format!(
+                "mount {} {} type={} [{}] {}",
+                source
+                    .map(|s| s.display().to_string())
+                    .unwrap_or_else(|| "-".into()),
+                target.display(),
+                fstype.unwrap_or("-"),
+                flags(f),
+                data.unwrap_or("")
+            ));
+            Ok(())
+        }
+        fn detach(&mut self, p: &Path, _: &str) -> Result<()> {
+            self.log.push(format!("umount -l {}", p.display()));
+            Ok(())
+        }
+        fn rmdir(&mut self, p: &Path) -> Result<()> {
+            self.log.push(format!("rmdir {}", p.display()));
+            Ok(())
+        }
+    }
+
+    fn record(fs: &Fs) -> String {
+        let id = Identity {
+            uid: 1000,
+            gid: 1000,
+            hostname: "box".into(),
+        };
+        let ops = plan::plan(fs, &id, &merged_usr_host());
+        let mut sources: Vec<Option<PathBuf>> = ops
+            .iter()
+            .map(|o| o.host_source().map(Path::to_path_buf))
+            .collect();
+        let mut r = Recorder::default();
+        apply(&mut r, &ops, &mut sources).unwrap();
+        r.log.join("\n") + "\n"
+    }
+
+    /// The whole translation of a plan into operations, reviewed once and kept:
+    /// a change here is a reviewed diff of what the sandbox mounts and how.
+    #[test]
+    fn golden_mount_sequence() {
+        let fs = Fs::minimal()
+            .rw("/work/repo")
+            .ro("/work/repo/.git")
+            .overlay_at("/data", "/data", 1 << 20)
+            .ro_at("/etc/app.conf", "/cfg/app.conf")
+            .tmpfs("/scratch", 2 << 20);
+        let got = record(&fs);
+        if std::env::var_os("STOCKADE_UPDATE_GOLDEN").is_some() {
+            let path = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/src/fs/golden_mount_sequence.txt"
+            );
+            std::fs::write(path, &got).unwrap();
+        }
+        let want = include_str!("golden_mount_sequence.txt");
+        assert_eq!(
+            got, want,
+            "mount sequence changed; if intended, update golden_mount_sequence.txt:\n{got}"
+        );
+    }
 }

@@ -126,6 +126,16 @@ pub enum MountOp {
     ReadOnly { dst: PathBuf },
 }
 
+impl MountOp {
+    /// The host path this op clones before the root is built, if any.
+    pub fn host_source(&self) -> Option<&Path> {
+        match self {
+            MountOp::Bind { src, .. } | MountOp::Overlay { src, .. } => Some(src),
+            _ => None,
+        }
+    }
+}
+
 /// Identity details the synthetic `/etc` files need (tests build whole plans).
 #[cfg(test)]
 #[derive(Debug, Clone)]
@@ -332,11 +342,11 @@ fn host_names(hostname: &str) -> Vec<MountOp> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    struct FakeHost {
+    pub(crate) struct FakeHost {
         links: HashMap<&'static str, &'static str>,
         dirs: Vec<&'static str>,
         files: Vec<&'static str>,
@@ -355,7 +365,7 @@ mod tests {
         }
     }
 
-    fn merged_usr_host() -> FakeHost {
+    pub(crate) fn merged_usr_host() -> FakeHost {
         FakeHost {
             links: [
                 ("/bin", "usr/bin"),

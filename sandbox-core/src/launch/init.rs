@@ -71,7 +71,7 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
     let host = apply::HostView::take()?;
     let mut sources = apply::clone_sources(&mapped.base, &host, std::iter::empty())?;
     apply::enter_staging()?;
-    apply::apply(&mapped.base, &mut sources)?;
+    apply::apply(&mut apply::RealSys, &mapped.base, &mut sources)?;
     drop(sources);
 
     let (go, mut fds): (Go, Vec<OwnedFd>) = from_outer(&sync);
@@ -100,7 +100,7 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
 
     let mut sources = apply::clone_sources(&plan.mounts, &host, granted.into_iter())?;
     drop(host);
-    apply::apply(&plan.mounts, &mut sources)?;
+    apply::apply(&mut apply::RealSys, &plan.mounts, &mut sources)?;
     drop(sources);
     apply::pivot_and_seal()?;
     // Children get fresh clocks (CLONE_NEWTIME only applies to children).
