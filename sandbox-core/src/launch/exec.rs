@@ -99,6 +99,8 @@ pub struct PreparedExec {
     passes: Vec<(RawFd, RawFd)>,
     /// Descriptors that survive, ascending: 0-2, the targets, the report pipe.
     keep: Vec<RawFd>,
+    /// Where a failure's `(step, errno)` goes (CLOEXEC: gone at exec).
+    report_fd: RawFd,
     /// Expected parent pid (the init is PID 1 of its namespace).
     parent: libc::pid_t,
 }
@@ -136,14 +138,15 @@ impl PreparedExec {
             stdio,
             passes,
             keep,
+            report_fd,
             parent,
         }
     }
 
     /// Run in the freshly forked child. Never returns: either `execve` succeeds or
     /// `(step, errno)` goes to `report_fd` and the process exits with 127.
-    pub fn apply_raw(&self, report_fd: RawFd) -> ! {
-        let err = match self.steps(report_fd) {
+    pub fn apply_raw(&self) -> ! {
+        let err = match self.steps() {
             Ok(()) => (
                 Step::Exec,
                 sys::execve(&self.path, &self.argv_ptrs, &self.envp_ptrs),
@@ -153,11 +156,11 @@ impl PreparedExec {
         let mut rec = [0u8; RECORD];
         rec[..4].copy_from_slice(&(err.0 as u32).to_ne_bytes());
         rec[4..].copy_from_slice(&(err.1 as i32).to_ne_bytes());
-        sys::write_all(report_fd, &rec);
+        sys::write_all(self.report_fd, &rec);
         sys::exit_now(127)
     }
 
-    fn steps(&self, report_fd: RawFd) -> Result<(), (Step, Errno)> {
+    fn steps(&self) -> Result<(), (Step, Errno)> {
         let at = |step: Step| move |e: Errno| (step, e);
         sys::setsid().map_err(at(Step::Setsid))?;
         sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
@@ -183,7 +186,6 @@ impl PreparedExec {
             next = fd + 1;
         }
         sys::close_range(next, libc::c_uint::MAX, 0).map_err(at(Step::CloseFds))?;
-        let _ = report_fd;
         sys::setrlimit(libc::RLIMIT_CORE, 0, 0).map_err(at(Step::Rlimit))?;
         sys::capset_zero().map_err(at(Step::Capabilities))?;
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(at(Step::NoNewPrivs))?;

@@ -144,7 +144,7 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
     // SAFETY: the init is single-threaded; the child only runs `apply_raw`,
     // which performs raw syscalls from the prepared plan and never allocates.
     let child = match unsafe { nix::unistd::fork() } {
-        Ok(ForkResult::Child) => exec.apply_raw(report_wr.as_raw_fd()),
+        Ok(ForkResult::Child) => exec.apply_raw(),
         Ok(ForkResult::Parent { child }) => child,
         Err(e) => return Err(fail(Layer::Supervisor, "fork the command", e)),
     };
