@@ -15,8 +15,12 @@ pub mod doctor;
 mod error;
 mod fs;
 mod launch;
+/// Landlock: filesystem, TCP and scoping rules from the mount plan (not wired in yet).
+pub mod landlock;
 mod policy;
 mod sandbox;
+/// The seccomp-BPF syscall filter: policy table, compiler and test interpreter.
+pub mod seccomp;
 mod supervise;
 mod sys;
 

@@ -1,0 +1,52 @@
+//! The two raw Landlock syscalls this layer makes itself: the ABI version
+//! query and `landlock_restrict_self`. No allocation, no locks, errors as
+//! `Errno`, so [`restrict_self`] is safe to call in a forked child.
+
+use std::os::fd::RawFd;
+
+use nix::errno::Errno;
+
+/// `LANDLOCK_CREATE_RULESET_VERSION` (uapi `linux/landlock.h`).
+const CREATE_RULESET_VERSION: libc::c_uint = 1 << 0;
+
+/// The kernel's Landlock ABI version (1, 2, ...), or why there is none:
+/// `ENOSYS` (not built), `EOPNOTSUPP` (not enabled at boot), `EPERM` (blocked
+/// by a seccomp filter around us).
+pub(super) fn abi_version() -> Result<u32, Errno> {
+    // SAFETY: the documented version query: a NULL attribute with size 0 and
+    // the VERSION flag; the kernel reads no memory and returns a number, not a
+    // descriptor.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            CREATE_RULESET_VERSION,
+        )
+    };
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(u32::try_from(ret).unwrap_or(u32::MAX))
+    }
+}
+
+/// `landlock_restrict_self(fd, 0)`: enforce the ruleset on the calling thread
+/// (and what it execs). Needs `no_new_privs` or `CAP_SYS_ADMIN` in the
+/// current user namespace.
+pub(super) fn restrict_self(ruleset_fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: two integer arguments, no pointers; an invalid descriptor is
+    // reported as EBADF, never undefined behaviour.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_restrict_self,
+            ruleset_fd,
+            0 as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}

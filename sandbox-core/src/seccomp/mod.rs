@@ -1,0 +1,200 @@
+//! The "syscalls" ring: a seccomp-BPF allowlist compiled from a table.
+//!
+//! - [`table`]: the policy as data (which syscall gets which action, and the
+//!   argument rules). Changing it is a reviewed diff of `golden.txt`.
+//! - [`compile()`]: [`Policy`] → BPF program, via `seccompiler` plus our own
+//!   arch/x32 preamble.
+//! - [`bpf_interp`]: a small BPF interpreter that runs the program in tests.
+//!
+//! Not installed here: the last hop loads the compiled program with
+//! `prctl(PR_SET_NO_NEW_PRIVS)` and `seccomp(SECCOMP_SET_MODE_FILTER, 0, ..)`.
+//! x86_64 only (the table uses x86_64 numbers).
+#![cfg(target_arch = "x86_64")]
+
+pub mod bpf_interp;
+mod compile;
+pub mod table;
+
+#[cfg(test)]
+mod golden;
+
+use std::collections::BTreeMap;
+
+pub use compile::{compile, errno_action, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
+pub use seccompiler::{sock_filter, BpfProgram};
+use table::ArgRule;
+
+/// Errors of the seccomp layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A name in `.allow()`/`.deny()` is not an x86_64 syscall we know.
+    #[error("seccomp: unknown syscall name `{0}` in the allow/deny list (x86_64 names, e.g. `openat`, `clone3`)")]
+    UnknownSyscall(String),
+    /// `seccompiler` refused a section.
+    #[error("seccomp: building the BPF program failed: {0}")]
+    Backend(#[source] seccompiler::BackendError),
+    /// The program is longer than the kernel accepts.
+    #[error("seccomp: the filter has {0} instructions, the kernel accepts fewer than 4096")]
+    TooLarge(usize),
+    /// The assembled program failed our own check (a bug in the compiler).
+    #[error("seccomp: compiled program invalid at instruction {pc}: {why}")]
+    Invalid {
+        /// Instruction index.
+        pc: usize,
+        /// What is wrong.
+        why: &'static str,
+    },
+}
+
+/// What the filter does with one syscall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Always allowed.
+    Allow,
+    /// Always refused with this errno.
+    Errno(i32),
+    /// Decided by an argument rule.
+    Args(ArgRule),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Override {
+    Allow,
+    Deny,
+}
+
+/// The default table plus the caller's overrides, applied in order (a later
+/// override of the same name wins).
+///
+/// `.allow(name)` makes the call unconditionally allowed, lifting any argument
+/// rule (`.allow(["socket"])` allows every family); `.deny(name)` makes it
+/// `EPERM`. Names are checked by [`compile()`]/[`Policy::resolve`]: an unknown
+/// name is an error, never ignored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    overrides: Vec<(String, Override)>,
+}
+
+impl Policy {
+    /// Allow these syscalls unconditionally.
+    pub fn allow<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.overrides
+            .extend(names.into_iter().map(|n| (n.into(), Override::Allow)));
+        self
+    }
+
+    /// Refuse these syscalls with `EPERM`.
+    pub fn deny<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.overrides
+            .extend(names.into_iter().map(|n| (n.into(), Override::Deny)));
+        self
+    }
+
+    /// The decision for every syscall the filter names, by number. Numbers not
+    /// in the map get [`table::DEFAULT_ERRNO`].
+    pub fn resolve(&self) -> Result<BTreeMap<i64, (&'static str, Decision)>, Error> {
+        let mut map = BTreeMap::new();
+        let lists: [(&[table::Sys], Decision); 3] = [
+            (table::ALLOW, Decision::Allow),
+            (table::EPERM, Decision::Errno(libc::EPERM)),
+            (table::ENOSYS, Decision::Errno(libc::ENOSYS)),
+        ];
+        for (list, decision) in lists {
+            for &(name, nr) in list {
+                map.insert(nr, (name, decision));
+            }
+        }
+        for &(name, nr, rule) in table::ARG_CHECKED {
+            map.insert(nr, (name, Decision::Args(rule)));
+        }
+        for (name, how) in &self.overrides {
+            let (name, nr) = lookup(name).ok_or_else(|| Error::UnknownSyscall(name.clone()))?;
+            let decision = match how {
+                Override::Allow => Decision::Allow,
+                Override::Deny => Decision::Errno(libc::EPERM),
+            };
+            map.insert(nr, (name, decision));
+        }
+        Ok(map)
+    }
+
+    /// How many syscalls the filter can let through (unconditionally or
+    /// depending on their arguments).
+    pub fn allowlist_size(&self) -> Result<usize, Error> {
+        Ok(self
+            .resolve()?
+            .values()
+            .filter(|(_, d)| matches!(d, Decision::Allow | Decision::Args(_)))
+            .count())
+    }
+}
+
+/// The x86_64 number of a syscall name known to the table.
+pub fn lookup(name: &str) -> Option<(&'static str, i64)> {
+    table::ALLOW
+        .iter()
+        .chain(table::EPERM)
+        .chain(table::ENOSYS)
+        .chain(table::OTHER)
+        .copied()
+        .chain(table::ARG_CHECKED.iter().map(|&(n, nr, _)| (n, nr)))
+        .find(|&(n, _)| n == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn table_names_and_numbers_are_unique() {
+        let all: Vec<(&str, i64)> = table::ALLOW
+            .iter()
+            .chain(table::EPERM)
+            .chain(table::ENOSYS)
+            .chain(table::OTHER)
+            .copied()
+            .chain(table::ARG_CHECKED.iter().map(|&(n, nr, _)| (n, nr)))
+            .collect();
+        let names: BTreeSet<_> = all.iter().map(|e| e.0).collect();
+        let nrs: BTreeSet<_> = all.iter().map(|e| e.1).collect();
+        assert_eq!(names.len(), all.len(), "duplicate name in the table");
+        assert_eq!(nrs.len(), all.len(), "duplicate number in the table");
+        // Every x86_64 syscall 0..=334 (up to rseq) is named.
+        assert!((0..=334).all(|n| nrs.contains(&n)));
+    }
+
+    #[test]
+    fn unknown_names_are_errors() {
+        let err = compile(&Policy::default().allow(["openat", "frobnicate"])).unwrap_err();
+        assert!(
+            matches!(&err, Error::UnknownSyscall(n) if n == "frobnicate"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("frobnicate"));
+        assert!(Policy::default().deny(["SYS_read"]).resolve().is_err());
+    }
+
+    #[test]
+    fn overrides_apply_in_order() {
+        let p = Policy::default().deny(["getppid"]).allow(["clone3"]);
+        let m = p.resolve().unwrap();
+        assert_eq!(m[&libc::SYS_getppid].1, Decision::Errno(libc::EPERM));
+        assert_eq!(m[&libc::SYS_clone3].1, Decision::Allow);
+        let m = Policy::default().deny(["x"]).overrides.len();
+        assert_eq!(m, 1);
+        let p = Policy::default().allow(["mount"]).deny(["mount"]);
+        assert_eq!(
+            p.resolve().unwrap()[&libc::SYS_mount].1,
+            Decision::Errno(libc::EPERM)
+        );
+    }
+}
