@@ -14,9 +14,9 @@ mod child;
 pub mod doctor;
 mod error;
 mod fs;
-mod launch;
 /// Landlock: filesystem, TCP and scoping rules from the mount plan (not wired in yet).
 pub mod landlock;
+mod launch;
 mod policy;
 mod sandbox;
 /// The seccomp-BPF syscall filter: policy table, compiler and test interpreter.

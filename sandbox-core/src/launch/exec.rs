@@ -153,9 +153,9 @@ impl PreparedExec {
             ),
             Err(e) => e,
         };
-        let mut rec = [0u8; RECORD];
-        rec[..4].copy_from_slice(&(err.0 as u32).to_ne_bytes());
-        rec[4..].copy_from_slice(&(err.1 as i32).to_ne_bytes());
+        // Built element by element: no slice copy, so no panic path here.
+        let (s, e) = ((err.0 as u32).to_ne_bytes(), (err.1 as i32).to_ne_bytes());
+        let rec: [u8; RECORD] = [s[0], s[1], s[2], s[3], e[0], e[1], e[2], e[3]];
         sys::write_all(self.report_fd, &rec);
         sys::exit_now(127)
     }
@@ -177,15 +177,7 @@ impl PreparedExec {
         }
         // Close everything but `keep`: 0-2, the declared pass-throughs and the
         // report pipe (CLOEXEC, gone at exec).
-        let mut next: libc::c_uint = 0;
-        for &fd in &self.keep {
-            let fd = fd as libc::c_uint;
-            if fd > next {
-                sys::close_range(next, fd - 1, 0).map_err(at(Step::CloseFds))?;
-            }
-            next = fd + 1;
-        }
-        sys::close_range(next, libc::c_uint::MAX, 0).map_err(at(Step::CloseFds))?;
+        sys::close_fds_except(&self.keep).map_err(at(Step::CloseFds))?;
         sys::setrlimit(libc::RLIMIT_CORE, 0, 0).map_err(at(Step::Rlimit))?;
         sys::capset_zero().map_err(at(Step::Capabilities))?;
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(at(Step::NoNewPrivs))?;

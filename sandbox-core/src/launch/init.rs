@@ -196,15 +196,7 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
 /// on a number the command's stdio will overwrite.
 fn close_all_except(keep: &mut [RawFd]) -> Result<(), Errno> {
     keep.sort_unstable();
-    let mut next: libc::c_uint = 0;
-    for &fd in keep.iter() {
-        let fd = fd as libc::c_uint;
-        if fd > next {
-            sys::close_range(next, fd - 1, 0)?;
-        }
-        next = fd + 1;
-    }
-    sys::close_range(next, libc::c_uint::MAX, 0)?;
+    sys::close_fds_except(keep)?;
     let null = nix::fcntl::open(
         "/dev/null",
         nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,

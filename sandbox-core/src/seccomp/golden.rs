@@ -25,15 +25,7 @@ fn action_name(action: u32) -> String {
 }
 
 fn name_of(nr: i64) -> Option<&'static str> {
-    table::ALLOW
-        .iter()
-        .chain(table::EPERM)
-        .chain(table::ENOSYS)
-        .chain(table::OTHER)
-        .copied()
-        .chain(table::ARG_CHECKED.iter().map(|&(n, nr, _)| (n, nr)))
-        .find(|&(_, n)| n == nr)
-        .map(|(name, _)| name)
+    super::known().find(|&(_, n)| n == nr).map(|(name, _)| name)
 }
 
 struct Filter(Vec<seccompiler::sock_filter>);

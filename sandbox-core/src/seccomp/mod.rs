@@ -137,8 +137,8 @@ impl Policy {
     }
 }
 
-/// The x86_64 number of a syscall name known to the table.
-pub fn lookup(name: &str) -> Option<(&'static str, i64)> {
+/// Every syscall the table knows, as (name, x86_64 number).
+pub fn known() -> impl Iterator<Item = (&'static str, i64)> {
     table::ALLOW
         .iter()
         .chain(table::EPERM)
@@ -146,7 +146,11 @@ pub fn lookup(name: &str) -> Option<(&'static str, i64)> {
         .chain(table::OTHER)
         .copied()
         .chain(table::ARG_CHECKED.iter().map(|&(n, nr, _)| (n, nr)))
-        .find(|&(n, _)| n == name)
+}
+
+/// The x86_64 number of a syscall name known to the table.
+pub fn lookup(name: &str) -> Option<(&'static str, i64)> {
+    known().find(|&(n, _)| n == name)
 }
 
 #[cfg(test)]

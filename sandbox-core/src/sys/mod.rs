@@ -111,6 +111,20 @@ pub fn close_range(first: c_uint, last: c_uint, flags: c_uint) -> Result<(), Err
     Ok(())
 }
 
+/// Close every descriptor except those in `keep`, which must be sorted
+/// ascending. Allocation-free: usable in the last hop.
+pub fn close_fds_except(keep: &[RawFd]) -> Result<(), Errno> {
+    let mut next: c_uint = 0;
+    for &fd in keep {
+        let fd = fd as c_uint;
+        if fd > next {
+            close_range(next, fd - 1, 0)?;
+        }
+        next = fd.saturating_add(1).max(next);
+    }
+    close_range(next, c_uint::MAX, 0)
+}
+
 /// `pivot_root(new_root, put_old)`.
 pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> Result<(), Errno> {
     // SAFETY: both paths are valid NUL-terminated strings.
