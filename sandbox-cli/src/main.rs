@@ -104,6 +104,26 @@ struct RunArgs {
     /// Size cap of the private /tmp (default 256M).
     #[arg(long, value_name = "SIZE")]
     tmp_size: Option<String>,
+    /// Allow a syscall the default seccomp allowlist refuses (repeatable;
+    /// x86_64 names like `ptrace`; an unknown name is an error).
+    #[arg(long, value_name = "NAME")]
+    syscalls_allow: Vec<String>,
+    /// Refuse a syscall with EPERM (repeatable; wins over --syscalls-allow).
+    #[arg(long, value_name = "NAME")]
+    syscalls_deny: Vec<String>,
+    /// Let the command use TCP on the sandbox's own loopback (test and dev
+    /// servers); by default Landlock denies TCP bind and connect. The network
+    /// namespace still has only loopback.
+    #[arg(long)]
+    loopback_tcp: bool,
+    /// Run without Landlock on a host that lacks it (by default that is an
+    /// error); namespaces, seccomp and dropped capabilities still apply.
+    #[arg(long)]
+    allow_no_landlock: bool,
+    /// Mount DST as granted but give it no Landlock rule (stricter only; for
+    /// tests proving Landlock holds on its own).
+    #[arg(long, value_name = "DST", hide = true)]
+    landlock_withhold: Vec<PathBuf>,
     /// The program and its arguments.
     #[arg(
         required = true,
@@ -135,6 +155,11 @@ impl RunArgs {
             uid: self.uid,
             gid: self.gid,
             tmp_size: self.tmp_size.clone(),
+            syscalls_allow: self.syscalls_allow.clone(),
+            syscalls_deny: self.syscalls_deny.clone(),
+            loopback_tcp: self.loopback_tcp.then_some(true),
+            allow_no_landlock: self.allow_no_landlock.then_some(true),
+            landlock_withhold: self.landlock_withhold.clone(),
             ..Default::default()
         };
         for kv in &self.env {

@@ -16,9 +16,20 @@ struct Report<'a> {
     oom_killed: Option<bool>,
     /// Seconds from spawn to the end of the whole process tree.
     duration: f64,
+    /// The layers the command ran under (null when nothing ran).
+    layers: Option<Layers>,
     events: Vec<Event<'a>>,
     /// Set when the sandbox could not be set up or the program not started.
     error: Option<ErrorInfo>,
+}
+
+#[derive(Serialize)]
+struct Layers {
+    /// The Landlock ABI enforced; 0 only with --allow-no-landlock on a host
+    /// without Landlock.
+    landlock_abi: u32,
+    /// The seccomp allowlist is always attached.
+    seccomp: bool,
 }
 
 #[derive(Serialize)]
@@ -56,6 +67,10 @@ pub fn write(path: &Path, outcome: &Result<ExitStatus, Error>) -> std::io::Resul
                 timed_out: s.timed_out(),
                 oom_killed: None,
                 duration: s.duration().as_secs_f64(),
+                layers: Some(Layers {
+                    landlock_abi: s.landlock_abi(),
+                    seccomp: true,
+                }),
                 events,
                 error: None,
             }
@@ -66,6 +81,7 @@ pub fn write(path: &Path, outcome: &Result<ExitStatus, Error>) -> std::io::Resul
             timed_out: false,
             oom_killed: None,
             duration: 0.0,
+            layers: None,
             events: vec![Event {
                 kind: "setup_failed",
                 detail: e.to_string(),

@@ -79,6 +79,10 @@ fn proc_only_sandbox_pids(caller: Caller) {
         .probe("host_pid_kill", &format!("kill -0 {host_pid}"))
         .probe("test_pid_dir", &format!("cat /proc/{me}/cmdline"))
         .probe("init_kill", "kill -0 1 && echo ok")
+        .probe(
+            "own_kill",
+            "(sleep 30 & kill $!; wait $!; echo $?) 2>/dev/null",
+        )
         .build();
     let out = sh(caller, &[] as &[&str], &script);
     let _ = host_sleep.kill();
@@ -116,7 +120,12 @@ fn proc_only_sandbox_pids(caller: Caller) {
         p.all()
     );
     p.ok("ppid", "1");
-    p.ok("init_kill", "ok");
+    // Landlock's signal scoping (ABI 6): the command may signal its own tree
+    // but not the init, which is outside its Landlock domain.
+    p.fails_with("init_kill", "Operation not permitted");
+    // Positive control: a process of the command's own tree can be signalled
+    // (143 = killed by SIGTERM).
+    p.ok("own_kill", "143");
     p.fails_with("host_pid_dir", "No such file or directory");
     p.fails_with("host_pid_kill", "No such process");
     p.fails_with("test_pid_dir", "No such file or directory");
@@ -596,6 +605,19 @@ fn setuid_grants_nothing(caller: Caller) {
     p.ok("usr_nosuid", "1");
     p.ok("caps_after", "CapEff:0000000000000000");
     p.ok("userns_limit", "0");
+    // The seccomp filter refuses unshare(2) first (EPERM)...
+    p.fails_with("unshare_user", "Operation not permitted");
+    p.fails_with("unshare_user_map_root", "Operation not permitted");
+
+    // ...and with the filter lifted for unshare (ablation), the namespace
+    // limit alone still refuses (ENOSPC): each layer holds on its own.
+    let script = Script::new()
+        .probe("unshare_user", "unshare -U true")
+        .probe("unshare_user_map_root", "unshare -Ur true")
+        .build();
+    let out = sh(caller, &["--syscalls-allow", "unshare"], &script);
+    assert_code(&out, 0);
+    let p = probes(&out);
     p.fails_with("unshare_user", "No space left on device");
     p.fails_with("unshare_user_map_root", "No space left on device");
 }

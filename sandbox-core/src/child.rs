@@ -105,6 +105,7 @@ pub struct ExitStatus {
     pub(crate) signal: Option<i32>,
     pub(crate) timed_out: bool,
     pub(crate) duration: Duration,
+    pub(crate) landlock_abi: u32,
 }
 
 impl ExitStatus {
@@ -127,6 +128,11 @@ impl ExitStatus {
     /// Wall-clock time from spawn to the end of the whole tree.
     pub fn duration(&self) -> Duration {
         self.duration
+    }
+    /// The Landlock ABI the command ran under; 0 only when the caller
+    /// accepted running without Landlock on a host that lacks it.
+    pub fn landlock_abi(&self) -> u32 {
+        self.landlock_abi
     }
     /// The CLI's exit status: the program's own, `128+N` for signal N, `124`
     /// on timeout.
@@ -176,6 +182,7 @@ pub struct Child {
     control: Option<OwnedFd>,
     keeper: Option<Keeper>,
     pid: u32,
+    landlock_abi: u32,
     started: Instant,
     status: Option<ExitStatus>,
 }
@@ -190,6 +197,7 @@ impl Child {
             control: Some(l.control),
             keeper: Some(l.keeper),
             pid: l.init_pid,
+            landlock_abi: l.landlock_abi,
             started,
             status: None,
         }
@@ -199,6 +207,12 @@ impl Child {
     /// process of the sandbox with it.
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// The Landlock ABI the command is restricted at (see
+    /// [`ExitStatus::landlock_abi`]).
+    pub fn landlock_abi(&self) -> u32 {
+        self.landlock_abi
     }
 
     /// Same as [`Child::pid`], named like `std::process::Child::id`.
@@ -289,6 +303,7 @@ impl Child {
                     signal,
                     timed_out,
                     duration: self.started.elapsed(),
+                    landlock_abi: self.landlock_abi,
                 });
                 self.finish();
                 Ok(())

@@ -876,7 +876,10 @@ fn check_landlock(abi: Result<i64, Errno>, lsm: Option<&str>) -> Check {
     match abi {
         Ok(v) if v >= LANDLOCK_WANTED_ABI => Check::ok(
             LAYER,
-            format!("ABI {v}: filesystem, TCP and IPC-scoping rules available; {lsm_text}"),
+            format!(
+                "ABI {v}: sandboxes are restricted at ABI {} (filesystem, TCP and IPC-scoping rules); {lsm_text}",
+                v.min(i64::from(crate::landlock::MAX_ABI))
+            ),
         ),
         Ok(v) => {
             let lacking: Vec<&str> = LANDLOCK_ABIS
@@ -887,7 +890,7 @@ fn check_landlock(abi: Result<i64, Errno>, lsm: Option<&str>) -> Check {
             Check::limited(
                 LAYER,
                 format!(
-                    "ABI {v}: lacks {}; policies needing them fail closed; {lsm_text}",
+                    "ABI {v}: sandboxes are restricted at ABI {v}, which lacks {}: those parts rest on the other layers only; {lsm_text}",
                     lacking.join(", ")
                 ),
                 "upgrade to Linux 6.12 or newer for Landlock ABI 6".into(),
@@ -1258,10 +1261,13 @@ mod tests {
         assert!(c
             .detail
             .ends_with("LSMs: lockdown,capability,landlock,yama,apparmor"));
+        assert!(c.detail.starts_with("ABI 7: sandboxes are restricted at ABI 7"));
+        let c = check_landlock(Ok(9), lsm);
+        assert!(c.detail.starts_with("ABI 9: sandboxes are restricted at ABI 7"));
         let c = check_landlock(Ok(3), lsm);
         assert_eq!(c.status, Status::Limited);
         assert!(c.detail.starts_with(
-            "ABI 3: lacks TCP bind/connect rules (6.7), device ioctl (6.10), abstract unix socket and signal scoping (6.12)"
+            "ABI 3: sandboxes are restricted at ABI 3, which lacks TCP bind/connect rules (6.7), device ioctl (6.10), abstract unix socket and signal scoping (6.12)"
         ));
         let c = check_landlock(
             Err(Errno::EOPNOTSUPP),

@@ -70,6 +70,9 @@ pub struct Sandbox {
     stdio: [Option<Stdio>; 3],
     passes: Vec<(Arc<OwnedFd>, RawFd)>,
     helper: Option<PathBuf>,
+    require_landlock: bool,
+    loopback_tcp: bool,
+    landlock_withhold: Vec<PathBuf>,
 }
 
 impl Default for Sandbox {
@@ -99,12 +102,41 @@ impl Sandbox {
             stdio: [None, None, None],
             passes: Vec::new(),
             helper: None,
+            require_landlock: true,
+            loopback_tcp: false,
+            landlock_withhold: Vec::new(),
         }
     }
 
     /// Network policy (default [`Net::None`]: loopback only).
     pub fn net(mut self, net: Net) -> Self {
         self.net = net;
+        self
+    }
+    /// Whether a host without Landlock is an error (`true`, the default) or
+    /// the caller accepts running without that layer (`false`; namespaces,
+    /// seccomp and the dropped capabilities still apply, and
+    /// [`ExitStatus::landlock_abi`] then reports 0). On a host with Landlock
+    /// this changes nothing: Landlock is always used when available.
+    pub fn require_landlock(mut self, required: bool) -> Self {
+        self.require_landlock = required;
+        self
+    }
+    /// Let the command use TCP on the sandbox's own loopback (test servers,
+    /// dev servers). By default Landlock denies every TCP bind and every TCP
+    /// connect (except, in proxy mode, to the proxy); with this set, Landlock
+    /// leaves TCP alone and the network namespace, which has only `lo`, is
+    /// the fence: still no way out.
+    pub fn allow_loopback_tcp(mut self, allow: bool) -> Self {
+        self.loopback_tcp = allow;
+        self
+    }
+    /// Give the mounted path `dst` no Landlock rule: only stricter, never
+    /// looser. Exists to prove in tests that Landlock holds on its own (a
+    /// path mounted writable but withheld from Landlock stays unwritable).
+    #[doc(hidden)]
+    pub fn landlock_withhold(mut self, dst: impl Into<PathBuf>) -> Self {
+        self.landlock_withhold.push(dst.into());
         self
     }
     /// Filesystem view (default [`Fs::minimal`]).
@@ -322,6 +354,20 @@ impl Sandbox {
         let base = plan::base(uid, gid, &RealHost);
         check_no_grant_through_symlink(&fs, &base)?;
         let mounts = plan::rest(&fs, &self.hostname);
+        let filter = crate::seccomp::compile_cached(&self.syscalls).map_err(|e| match e {
+            crate::seccomp::Error::UnknownSyscall(_) => Error::policy(e.to_string()),
+            _ => Error::Setup(crate::error::SetupFailure {
+                layer: Layer::Seccomp,
+                step: "compile the filter".into(),
+                errno: 0,
+                detail: e.to_string(),
+            }),
+        })?;
+        let landlock = crate::landlock::Settings {
+            required: self.require_landlock,
+            tcp_connect: (!self.loopback_tcp).then(Vec::new),
+            withhold: self.landlock_withhold.clone(),
+        };
         let plan = wire::Plan {
             argv: self.argv.clone(),
             env: self.environment(uid),
@@ -334,6 +380,8 @@ impl Sandbox {
             timeout_ms: self.timeout.map(|t| t.as_millis().max(1) as u64),
             grace_ms: self.kill_grace.as_millis() as u64,
             pass_fds: self.passes.iter().map(|&(_, target)| target).collect(),
+            filter: filter.iter().map(crate::seccomp::pack).collect(),
+            landlock,
         };
         let size = serde_json::to_vec(&plan)
             .map(|b| b.len())
@@ -361,13 +409,6 @@ impl Sandbox {
                 "--memory / --pids / --cpu",
                 Layer::Cgroup,
                 "resource limits are not part of this version; nothing was run",
-            ));
-        }
-        if !self.syscalls.is_default() {
-            return Err(policy::unavailable(
-                "custom syscall lists",
-                Layer::Seccomp,
-                "the seccomp allowlist is not part of this version; nothing was run",
             ));
         }
         Ok(())

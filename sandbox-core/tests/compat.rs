@@ -455,8 +455,10 @@ fn tar_gzip_round_trip() {
     assert_eq!(text(&host.stdout).lines().count(), 4);
 }
 
-/// Test servers on loopback: `localhost` resolves (to ::1 first) and both
-/// address families work on the sandbox's `lo`.
+/// Test servers on loopback, with the opt-in `allow_loopback_tcp` (by
+/// default Landlock denies TCP bind and connect): `localhost` resolves (to ::1
+/// first) and both address families work on the sandbox's `lo`. The same
+/// script without the opt-in is refused at `bind` (EACCES from Landlock).
 #[test]
 fn loopback_server_and_client() {
     require_root();
@@ -469,7 +471,18 @@ r = urllib.request.urlopen("http://localhost:%d/" % s.server_port)
 six = socket.socket(socket.AF_INET6); six.bind(("::1", 0)); six.listen()
 print(r.status, socket.gethostname(), six.getsockname()[0])
 '"#;
-    assert_eq!(ok_in(&ws, script), "200 stockade ::1\n");
+    let sb = Sandbox::new()
+        .fs(Fs::minimal().rw(ws.path()))
+        .cwd(ws.path())
+        .allow_loopback_tcp(true);
+    assert_eq!(ok_with(sb, script), "200 stockade ::1\n");
+    let denied = run_in(&ws, script);
+    assert_eq!(denied.status.code(), Some(1), "{denied:?}");
+    assert!(
+        text(&denied.stderr).contains("PermissionError: [Errno 13]"),
+        "{}",
+        text(&denied.stderr)
+    );
 }
 
 #[test]

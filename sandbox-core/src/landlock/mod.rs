@@ -16,7 +16,9 @@
 //! - [`PreparedRuleset::restrict_raw`]: run by the last hop in the forked
 //!   child; one raw `landlock_restrict_self(fd, 0)`, allocation-free.
 //!
-//! Not wired into the sandbox yet.
+//! The sandbox init calls [`PreparedRuleset::prepare`] with
+//! [`Rules::for_sandbox`] right after `pivot_root`; the last hop calls
+//! [`PreparedRuleset::restrict_raw`] after `no_new_privs`.
 
 mod error;
 mod rules;
@@ -24,5 +26,5 @@ mod ruleset;
 mod sys;
 
 pub use error::LandlockError;
-pub use rules::{Category, Rules};
+pub use rules::{Category, Rules, Settings};
 pub use ruleset::{IfUnsupported, PreparedRuleset, MAX_ABI};

@@ -42,7 +42,10 @@
 //!   concerned; the read-only mount is what holds there.
 //! - **TCP**: binding is always denied (no bind rules at all); connect only to
 //!   [`Rules::tcp_connect`] (empty for `Net::None`, the proxy ports in proxy
-//!   mode). So servers on loopback inside the sandbox cannot listen.
+//!   mode). So servers on loopback inside the sandbox cannot listen, unless
+//!   the caller opts in ([`Settings::tcp_connect`] `None`, the CLI's
+//!   `--loopback-tcp`): then Landlock leaves TCP alone and the network
+//!   namespace (loopback only) is the fence.
 
 use std::path::{Path, PathBuf};
 
@@ -116,6 +119,33 @@ pub struct Rules {
     pub devices: Vec<PathBuf>,
     /// TCP ports `connect` may reach (ABI 4); binding is always denied.
     pub tcp_connect: Vec<u16>,
+    /// Leave TCP to the network namespace alone: no Landlock TCP rules at all
+    /// (the caller opted into servers on the sandbox's own loopback).
+    pub tcp_unrestricted: bool,
+}
+
+/// What the caller decided about Landlock, carried from the host to the init.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Settings {
+    /// A host without Landlock is an error (the default) rather than a run
+    /// without this layer.
+    pub required: bool,
+    /// TCP ports `connect` may reach; bind is denied. `None`: TCP is not
+    /// restricted by Landlock (loopback servers opted in).
+    pub tcp_connect: Option<Vec<u16>>,
+    /// Mounted paths that get no Landlock rule anyway (stricter, never
+    /// looser; used to prove that Landlock holds on its own).
+    pub withhold: Vec<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            required: true,
+            tcp_connect: Some(Vec::new()),
+            withhold: Vec::new(),
+        }
+    }
 }
 
 impl Rules {
@@ -167,6 +197,26 @@ impl Rules {
         r.tcp_connect = tcp_connect.to_vec();
         r.tcp_connect.sort_unstable();
         r.tcp_connect.dedup();
+        r
+    }
+
+    /// The policy for a sandbox: [`Rules::from_plan`] with the caller's
+    /// [`Settings`] applied.
+    pub fn for_sandbox<'a>(ops: impl IntoIterator<Item = &'a MountOp>, settings: &Settings) -> Rules {
+        let ports = settings.tcp_connect.as_deref().unwrap_or(&[]);
+        let mut r = Rules::from_plan(ops, ports);
+        r.tcp_unrestricted = settings.tcp_connect.is_none();
+        for w in &settings.withhold {
+            for v in [
+                &mut r.read_exec,
+                &mut r.read_only,
+                &mut r.list,
+                &mut r.read_write,
+                &mut r.devices,
+            ] {
+                v.retain(|p| p != w);
+            }
+        }
         r
     }
 
@@ -229,8 +279,26 @@ mod tests {
                 // The fake host has only /dev/null and /dev/zero.
                 devices: paths(&["/dev/null", "/dev/zero", "/dev/pts", "/dev/ptmx"]),
                 tcp_connect: vec![],
+                tcp_unrestricted: false,
             }
         );
+    }
+
+    #[test]
+    fn settings_withhold_paths_and_lift_tcp() {
+        let fs = Fs::minimal().rw("/w").rw("/v");
+        let settings = Settings {
+            required: true,
+            tcp_connect: None,
+            withhold: paths(&["/w", "/not-mounted"]),
+        };
+        let r = Rules::for_sandbox(&full_plan(&fs), &settings);
+        assert_eq!(r.read_write, paths(&["/dev/shm", "/tmp", "/v"]));
+        assert!(r.tcp_unrestricted);
+        assert!(r.tcp_connect.is_empty());
+        let r = Rules::for_sandbox(&full_plan(&fs), &Settings::default());
+        assert_eq!(r.read_write, paths(&["/dev/shm", "/tmp", "/w", "/v"]));
+        assert!(!r.tcp_unrestricted);
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! [`Rules`] -> a created Landlock ruleset, ready for the last hop.
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use ::landlock::{
-    Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset,
+    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset,
     RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetError, Scope, ABI,
 };
 use nix::errno::Errno;
@@ -62,11 +62,27 @@ impl PreparedRuleset {
     /// relative to the current root and must exist. A host without Landlock
     /// is an error unless `if_unsupported` is [`IfUnsupported::RunWithout`].
     pub fn prepare(rules: &Rules, if_unsupported: IfUnsupported) -> Result<Self, LandlockError> {
-        Self::build(rules, sys::abi_version(), if_unsupported)
+        Self::build(rules, &[], sys::abi_version(), if_unsupported)
+    }
+
+    /// [`PreparedRuleset::prepare`] plus a rule for each file the command
+    /// inherits (its stdio and pass-through descriptors) that is a regular
+    /// file or a device: reopening it by path (`/dev/stdout` is
+    /// `/proc/self/fd/1`) is checked by Landlock against the file itself,
+    /// which may live outside the sandbox (a host tty, a redirect target).
+    /// The rule grants what the descriptor's open mode already allows, so it
+    /// adds no power the command does not hold; pipes and sockets need none.
+    pub fn prepare_with_inherited(
+        rules: &Rules,
+        inherited: &[BorrowedFd<'_>],
+        if_unsupported: IfUnsupported,
+    ) -> Result<Self, LandlockError> {
+        Self::build(rules, inherited, sys::abi_version(), if_unsupported)
     }
 
     fn build(
         rules: &Rules,
+        inherited: &[BorrowedFd<'_>],
         kernel: Result<u32, Errno>,
         if_unsupported: IfUnsupported,
     ) -> Result<Self, LandlockError> {
@@ -93,7 +109,8 @@ impl PreparedRuleset {
             .set_compatibility(CompatLevel::HardRequirement)
             .handle_access(AccessFs::from_all(level))
             .map_err(step("handle filesystem access"))?;
-        if abi >= 4 {
+        let restrict_tcp = abi >= 4 && !rules.tcp_unrestricted;
+        if restrict_tcp {
             ruleset = ruleset
                 .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
                 .map_err(step("handle TCP bind and connect"))?;
@@ -108,7 +125,10 @@ impl PreparedRuleset {
         for (path, category) in rules.paths() {
             created = add_path(created, path, category, level)?;
         }
-        if abi >= 4 {
+        for &fd in inherited {
+            created = add_inherited(created, fd, level)?;
+        }
+        if restrict_tcp {
             for &port in &rules.tcp_connect {
                 created = created
                     .add_rule(NetPort::new(port, AccessNet::ConnectTcp))
@@ -196,6 +216,38 @@ fn add_path(
         .map_err(step("add a path rule"))
 }
 
+/// The rule for one inherited descriptor (see
+/// [`PreparedRuleset::prepare_with_inherited`]); nothing for pipes, sockets
+/// and directories.
+fn add_inherited(
+    created: RulesetCreated,
+    fd: BorrowedFd<'_>,
+    abi: ABI,
+) -> Result<RulesetCreated, LandlockError> {
+    let open_err = |errno| LandlockError::OpenPath {
+        path: format!("/proc/self/fd/{}", fd.as_raw_fd()).into(),
+        errno,
+    };
+    let st = nix::sys::stat::fstat(fd).map_err(open_err)?;
+    let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    if kind != SFlag::S_IFREG && kind != SFlag::S_IFCHR {
+        return Ok(created);
+    }
+    let mode = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).map_err(open_err)?;
+    let mut rights = match OFlag::from_bits_truncate(mode) & OFlag::O_ACCMODE {
+        OFlag::O_RDONLY => BitFlags::from(AccessFs::ReadFile),
+        OFlag::O_WRONLY => AccessFs::WriteFile | AccessFs::Truncate,
+        _ => AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::Truncate,
+    };
+    if kind == SFlag::S_IFCHR {
+        rights |= AccessFs::IoctlDev;
+    }
+    rights &= AccessFs::from_all(abi);
+    created
+        .add_rule(PathBeneath::new(fd, rights))
+        .map_err(step("add a rule for an inherited file"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,7 +289,7 @@ mod tests {
     #[test]
     fn no_landlock_is_an_error_unless_opted_out() {
         for errno in [Errno::ENOSYS, Errno::EOPNOTSUPP] {
-            let e = PreparedRuleset::build(&Rules::default(), Err(errno), IfUnsupported::Fail)
+            let e = PreparedRuleset::build(&Rules::default(), &[], Err(errno), IfUnsupported::Fail)
                 .unwrap_err();
             assert!(
                 matches!(e, LandlockError::Unsupported { errno: got } if got == errno),
@@ -246,6 +298,7 @@ mod tests {
         }
         let p = PreparedRuleset::build(
             &Rules::default(),
+            &[],
             Err(Errno::ENOSYS),
             IfUnsupported::RunWithout,
         )
@@ -270,6 +323,7 @@ mod tests {
             read_write: vec![dir.clone(), file.clone()],
             devices: vec!["/dev/null".into()],
             tcp_connect: vec![1, 65535],
+            tcp_unrestricted: false,
         };
         let p = PreparedRuleset::prepare(&rules, IfUnsupported::Fail).unwrap();
         eprintln!("landlock: kernel ABI {kernel}, enforced ABI {}", p.abi());

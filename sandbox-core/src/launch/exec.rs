@@ -11,6 +11,7 @@ use std::os::fd::RawFd;
 use libc::c_char;
 use nix::errno::Errno;
 
+use crate::landlock::PreparedRuleset;
 use crate::sys;
 
 /// Which step of the last hop failed.
@@ -35,6 +36,10 @@ pub enum Step {
     Chdir,
     /// Signal mask.
     Signals,
+    /// `landlock_restrict_self`.
+    Landlock,
+    /// Attaching the seccomp filter.
+    Seccomp,
     /// `execve` itself.
     Exec,
 }
@@ -53,6 +58,8 @@ impl Step {
             NoNewPrivs,
             Chdir,
             Signals,
+            Landlock,
+            Seccomp,
             Exec,
         ]
         .into_iter()
@@ -71,6 +78,8 @@ impl Step {
             Step::NoNewPrivs => "set no_new_privs",
             Step::Chdir => "chdir to the working directory",
             Step::Signals => "reset signal mask",
+            Step::Landlock => "landlock_restrict_self",
+            Step::Seccomp => "attach the seccomp filter",
             Step::Exec => "execve",
         }
     }
@@ -103,6 +112,18 @@ pub struct PreparedExec {
     report_fd: RawFd,
     /// Expected parent pid (the init is PID 1 of its namespace).
     parent: libc::pid_t,
+    /// The Landlock ruleset to enforce (already built by the init).
+    landlock: PreparedRuleset,
+    /// The seccomp program, attached last.
+    filter: Vec<libc::sock_filter>,
+}
+
+/// The access and syscall rings the last hop enforces, prepared by the init.
+pub struct Rings {
+    /// Built Landlock ruleset; its descriptor must sit at or above [`HIGH_FD`].
+    pub landlock: PreparedRuleset,
+    /// Compiled seccomp program (non-empty).
+    pub filter: Vec<libc::sock_filter>,
 }
 
 impl PreparedExec {
@@ -119,8 +140,11 @@ impl PreparedExec {
         passes: Vec<(RawFd, RawFd)>,
         report_fd: RawFd,
         parent: libc::pid_t,
+        rings: Rings,
     ) -> Self {
         let mut keep: Vec<RawFd> = vec![0, 1, 2, report_fd];
+        // The ruleset descriptor is CLOEXEC: it lives until `execve`.
+        keep.extend(rings.landlock.raw_fd());
         keep.extend(passes.iter().map(|&(_, target)| target));
         keep.sort_unstable();
         keep.dedup();
@@ -140,6 +164,8 @@ impl PreparedExec {
             keep,
             report_fd,
             parent,
+            landlock: rings.landlock,
+            filter: rings.filter,
         }
     }
 
@@ -175,8 +201,8 @@ impl PreparedExec {
         for &(source, target) in &self.passes {
             sys::dup2(source, target).map_err(at(Step::Stdio))?;
         }
-        // Close everything but `keep`: 0-2, the declared pass-throughs and the
-        // report pipe (CLOEXEC, gone at exec).
+        // Close everything but `keep`: 0-2, the declared pass-throughs, the
+        // report pipe and the Landlock ruleset (both CLOEXEC, gone at exec).
         sys::close_fds_except(&self.keep).map_err(at(Step::CloseFds))?;
         sys::setrlimit(libc::RLIMIT_CORE, 0, 0).map_err(at(Step::Rlimit))?;
         sys::capset_zero().map_err(at(Step::Capabilities))?;
@@ -185,6 +211,11 @@ impl PreparedExec {
         // Rust runtimes ignore SIGPIPE; the command must get the default back.
         sys::default_signal(libc::SIGPIPE);
         sys::unblock_all_signals().map_err(at(Step::Signals))?;
+        // Needs no_new_privs (set above).
+        self.landlock.restrict_raw().map_err(at(Step::Landlock))?;
+        // Last: from here on only `execve` (or the failure record's `write`
+        // and `exit_group`) run, all on the allowlist.
+        sys::seccomp_set_filter(&self.filter).map_err(at(Step::Seccomp))?;
         Ok(())
     }
 }

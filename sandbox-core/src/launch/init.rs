@@ -13,11 +13,12 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{pipe2, ForkResult, Gid, Uid};
 
-use super::exec::{PreparedExec, Step, RECORD};
+use super::exec::{PreparedExec, Rings, Step, RECORD};
 use super::outer::{Go, Mapped, INIT_REPORTED};
 use super::wire::{self, Identity, Plan, Report};
 use crate::error::{Layer, SetupFailure};
 use crate::fs::apply;
+use crate::landlock::{IfUnsupported, LandlockError, PreparedRuleset, Rules};
 use crate::supervise;
 use crate::sys;
 
@@ -109,6 +110,11 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
     ))
     .map_err(|e| fail(Layer::Namespaces, "unshare time namespace", e))?;
 
+    // The access and syscall rings, built now (paths inside the new root) so
+    // the last hop only has to enforce them.
+    let landlock = prepare_landlock(&mapped.base, plan, &stdio, &passed)?;
+    let filter = unpack_filter(&plan.filter)?;
+
     let program = match resolve_program(&plan.argv[0], plan) {
         Ok(p) => p,
         Err(errno) => {
@@ -140,7 +146,12 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
         .zip(&plan.pass_fds)
         .map(|(src, &target)| (src.as_raw_fd(), target))
         .collect();
-    let exec = prepare_exec(plan, program, &stdio, passes, report_wr.as_raw_fd())?;
+    let landlock_abi = landlock.abi();
+    let rings = Rings {
+        landlock: landlock.map_fd(move_high)?,
+        filter,
+    };
+    let exec = prepare_exec(plan, program, &stdio, passes, report_wr.as_raw_fd(), rings)?;
     // SAFETY: the init is single-threaded; the child only runs `apply_raw`,
     // which performs raw syscalls from the prepared plan and never allocates.
     let child = match unsafe { nix::unistd::fork() } {
@@ -159,17 +170,21 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
                 errno: errno as i32,
             },
             _ => Report::Failed(fail(
-                if step == Step::Capabilities || step == Step::NoNewPrivs {
-                    Layer::Privileges
-                } else {
-                    Layer::Exec
+                match step {
+                    Step::Capabilities | Step::NoNewPrivs => Layer::Privileges,
+                    Step::Landlock => Layer::Landlock,
+                    Step::Seccomp => Layer::Seccomp,
+                    _ => Layer::Exec,
                 },
                 step.name(),
                 errno,
             )),
         });
     }
-    wire::send(control.as_fd(), &Report::Started { pid: go.init_pid }, &[]).map_err(|e| {
+    wire::send(control.as_fd(), &Report::Started {
+            pid: go.init_pid,
+            landlock_abi,
+        }, &[]).map_err(|e| {
         fail(
             Layer::Supervisor,
             format!("report start: {e}"),
@@ -274,6 +289,65 @@ fn drop_privileges() -> Result<(), SetupFailure> {
     Ok(())
 }
 
+/// Build the Landlock ruleset for the whole mount plan (`base` then the
+/// plan's own mounts), plus rules for the files the command inherits.
+fn prepare_landlock(
+    base: &[crate::fs::plan::MountOp],
+    plan: &Plan,
+    stdio: &[OwnedFd],
+    passed: &[OwnedFd],
+) -> Result<PreparedRuleset, SetupFailure> {
+    let rules = Rules::for_sandbox(base.iter().chain(&plan.mounts), &plan.landlock);
+    let inherited: Vec<_> = stdio.iter().chain(passed).map(AsFd::as_fd).collect();
+    let if_unsupported = if plan.landlock.required {
+        IfUnsupported::Fail
+    } else {
+        IfUnsupported::RunWithout
+    };
+    PreparedRuleset::prepare_with_inherited(&rules, &inherited, if_unsupported).map_err(|e| {
+        let (errno, accept) = match &e {
+            LandlockError::Unsupported { errno } => (
+                *errno,
+                "; or accept running without Landlock (CLI --allow-no-landlock, Rust \
+                 Sandbox::require_landlock(false)): the other layers still apply",
+            ),
+            LandlockError::OpenPath { errno, .. } => (*errno, ""),
+            _ => (Errno::UnknownErrno, ""),
+        };
+        SetupFailure {
+            layer: Layer::Landlock,
+            step: "build the ruleset".into(),
+            errno: errno as i32,
+            detail: format!("{e}{accept}"),
+        }
+    })
+}
+
+/// The seccomp program from the plan's packed words; an empty program would
+/// mean running unfiltered, which is refused.
+fn unpack_filter(words: &[u64]) -> Result<Vec<libc::sock_filter>, SetupFailure> {
+    if words.is_empty() || words.len() > usize::from(u16::MAX) {
+        return Err(SetupFailure {
+            layer: Layer::Seccomp,
+            step: "receive the filter".into(),
+            errno: libc::EINVAL,
+            detail: format!("the plan carries {} instructions", words.len()),
+        });
+    }
+    Ok(words
+        .iter()
+        .map(|&w| {
+            let i = crate::seccomp::unpack(w);
+            libc::sock_filter {
+                code: i.code,
+                jt: i.jt,
+                jf: i.jf,
+                k: i.k,
+            }
+        })
+        .collect())
+}
+
 /// Find `argv[0]` inside the new root, like `execvp` (which would allocate in
 /// the last hop).
 fn resolve_program(argv0: &str, plan: &Plan) -> Result<PathBuf, Errno> {
@@ -334,6 +408,7 @@ fn prepare_exec(
     stdio: &[OwnedFd],
     passes: Vec<(RawFd, RawFd)>,
     report_fd: RawFd,
+    rings: Rings,
 ) -> Result<PreparedExec, SetupFailure> {
     use std::os::unix::ffi::OsStrExt;
     let path = CString::new(program.as_os_str().as_bytes()).map_err(|_| {
@@ -360,7 +435,7 @@ fn prepare_exec(
         stdio[2].as_raw_fd(),
     ];
     Ok(PreparedExec::new(
-        path, argv, envp, cwd, fds, passes, report_fd, 1,
+        path, argv, envp, cwd, fds, passes, report_fd, 1, rings,
     ))
 }
 

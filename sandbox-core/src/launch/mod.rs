@@ -32,6 +32,7 @@ pub(crate) struct Launched {
     pub control: OwnedFd,
     pub keeper: Keeper,
     pub init_pid: u32,
+    pub landlock_abi: u32,
 }
 
 /// Start the sandbox for `plan` with a pre-warmed helper if one is ready for
@@ -168,10 +169,11 @@ fn await_start(
     what: &str,
 ) -> Result<Launched, Error> {
     match wire::recv::<Report>(host_end.as_fd(), false) {
-        Ok(Some((Report::Started { pid }, _))) => Ok(Launched {
+        Ok(Some((Report::Started { pid, landlock_abi }, _))) => Ok(Launched {
             control: host_end,
             keeper,
             init_pid: pid as u32,
+            landlock_abi,
         }),
         other => {
             drop(host_end);

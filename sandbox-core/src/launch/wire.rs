@@ -12,7 +12,7 @@ use crate::error::SetupFailure;
 use crate::fs::plan::MountOp;
 
 /// Bumped whenever [`Plan`] or the messages change shape.
-pub const PROTOCOL: u32 = 2;
+pub const PROTOCOL: u32 = 3;
 /// The crate version, so a mismatched helper can say which versions met.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Largest message we accept.
@@ -79,6 +79,12 @@ pub struct Plan {
     /// Descriptor numbers, inside, of the declared pass-throughs; their
     /// sources travel after the three stdio descriptors, in this order.
     pub pass_fds: Vec<i32>,
+    /// The compiled seccomp program, one packed instruction per word
+    /// ([`crate::seccomp::pack`]); never empty.
+    pub filter: Vec<u64>,
+    /// The caller's Landlock choices; the rules themselves follow from the
+    /// mounts.
+    pub landlock: crate::landlock::Settings,
 }
 
 /// Helper -> host.
@@ -88,6 +94,9 @@ pub enum Report {
     Started {
         /// Host pid of the command.
         pid: i32,
+        /// The Landlock ABI the command is restricted at (0: without Landlock,
+        /// which only happens when the caller accepted that).
+        landlock_abi: u32,
     },
     /// The sandbox could not be built; nothing ran.
     Failed(SetupFailure),

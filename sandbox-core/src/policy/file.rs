@@ -10,6 +10,10 @@
 //! timeout = 30
 //! env = { CI = "1" }          # or env = ["CI=1"]
 //! pass-env = ["LANG"]
+//! syscalls-allow = ["ptrace"]  # on top of the default seccomp allowlist
+//! syscalls-deny = ["getppid"]  # EPERM; wins over syscalls-allow
+//! loopback-tcp = true          # servers on the sandbox's own loopback
+//! allow-no-landlock = true     # run on hosts without Landlock
 //! ```
 //! Unknown keys and wrong types are errors naming the key and its line.
 
@@ -81,6 +85,21 @@ pub struct PolicyFile {
     /// Size cap of the private `/tmp`, like `256M`.
     #[serde(alias = "tmp_size")]
     pub tmp_size: Option<String>,
+    /// Syscalls allowed on top of the default seccomp allowlist.
+    #[serde(default, alias = "syscalls_allow")]
+    pub syscalls_allow: Vec<String>,
+    /// Syscalls refused with `EPERM` (wins over `syscalls-allow`).
+    #[serde(default, alias = "syscalls_deny")]
+    pub syscalls_deny: Vec<String>,
+    /// TCP on the sandbox's own loopback (Landlock leaves TCP alone).
+    #[serde(alias = "loopback_tcp")]
+    pub loopback_tcp: Option<bool>,
+    /// Run without Landlock on a host that lacks it.
+    #[serde(alias = "allow_no_landlock")]
+    pub allow_no_landlock: Option<bool>,
+    /// Mounted paths withheld from Landlock (stricter only; for tests).
+    #[serde(skip)]
+    pub landlock_withhold: Vec<PathBuf>,
 }
 
 /// Environment as a table (`{ K = "V" }`) or a list (`["K=V"]`).
@@ -197,6 +216,11 @@ impl PolicyFile {
         self.uid = other.uid.or(self.uid);
         self.gid = other.gid.or(self.gid);
         self.tmp_size = other.tmp_size.or(self.tmp_size);
+        self.syscalls_allow.extend(other.syscalls_allow);
+        self.syscalls_deny.extend(other.syscalls_deny);
+        self.loopback_tcp = other.loopback_tcp.or(self.loopback_tcp);
+        self.allow_no_landlock = other.allow_no_landlock.or(self.allow_no_landlock);
+        self.landlock_withhold.extend(other.landlock_withhold);
         self
     }
 
@@ -324,6 +348,18 @@ impl PolicyFile {
         }
         if let Some(g) = self.gid {
             sb = sb.gid(g);
+        }
+        // Allows first, then denies: a name in both lists is denied.
+        let syscalls = crate::Syscalls::default()
+            .allow(self.syscalls_allow.iter().cloned())
+            .deny(self.syscalls_deny.iter().cloned());
+        syscalls.resolve().map_err(|e| Error::policy(e.to_string()))?;
+        sb = sb
+            .syscalls(syscalls)
+            .allow_loopback_tcp(self.loopback_tcp.unwrap_or(false))
+            .require_landlock(!self.allow_no_landlock.unwrap_or(false));
+        for w in &self.landlock_withhold {
+            sb = sb.landlock_withhold(w);
         }
         Ok(sb)
     }

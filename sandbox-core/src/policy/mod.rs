@@ -311,29 +311,9 @@ pub struct ProxyPolicy {
     pub resolve: Vec<String>,
 }
 
-/// System-call policy (the seccomp allowlist arrives with its own issue).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Syscalls {
-    allow: Vec<String>,
-    deny: Vec<String>,
-}
-
-impl Syscalls {
-    /// Extra syscalls to allow on top of the default list.
-    pub fn allow<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
-        self.allow.extend(names.into_iter().map(Into::into));
-        self
-    }
-    /// Syscalls to deny on top of the default list.
-    pub fn deny<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
-        self.deny.extend(names.into_iter().map(Into::into));
-        self
-    }
-    /// Whether this is the unmodified default.
-    pub fn is_default(&self) -> bool {
-        self.allow.is_empty() && self.deny.is_empty()
-    }
-}
+/// System-call policy: the default seccomp allowlist plus the caller's
+/// `.allow(names)` / `.deny(names)` overrides (see [`crate::seccomp`]).
+pub use crate::seccomp::Policy as Syscalls;
 
 /// Resource limits (enforced by cgroups, which arrive with their own issue).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -9,7 +9,6 @@
 //! Not installed here: the last hop loads the compiled program with
 //! `prctl(PR_SET_NO_NEW_PRIVS)` and `seccomp(SECCOMP_SET_MODE_FILTER, 0, ..)`.
 //! x86_64 only (the table uses x86_64 numbers).
-#![cfg(target_arch = "x86_64")]
 
 pub mod bpf_interp;
 mod compile;
@@ -19,6 +18,7 @@ pub mod table;
 mod golden;
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 pub use compile::{compile, errno_action, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
 pub use seccompiler::{sock_filter, BpfProgram};
@@ -137,6 +137,41 @@ impl Policy {
     }
 }
 
+/// [`compile()`] with a per-process cache: a policy is compiled once, then
+/// every spawn with the same policy reuses the program.
+pub fn compile_cached(policy: &Policy) -> Result<Arc<BpfProgram>, Error> {
+    static CACHE: Mutex<Vec<(Policy, Arc<BpfProgram>)>> = Mutex::new(Vec::new());
+    // A poisoned cache only means another thread panicked mid-insert; the
+    // entries themselves are immutable.
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, prog)) = cache.iter().find(|(p, _)| p == policy) {
+        return Ok(prog.clone());
+    }
+    let prog = Arc::new(compile(policy)?);
+    // Policies are few per process; bound the cache anyway.
+    if cache.len() >= 16 {
+        cache.remove(0);
+    }
+    cache.push((policy.clone(), prog.clone()));
+    Ok(prog)
+}
+
+/// One instruction as a `u64` (`code << 48 | jt << 40 | jf << 32 | k`), the
+/// form the program travels in from the host to the sandbox init.
+pub fn pack(ins: &sock_filter) -> u64 {
+    (u64::from(ins.code) << 48) | (u64::from(ins.jt) << 40) | (u64::from(ins.jf) << 32) | u64::from(ins.k)
+}
+
+/// The inverse of [`pack`].
+pub fn unpack(word: u64) -> sock_filter {
+    sock_filter {
+        code: (word >> 48) as u16,
+        jt: (word >> 40) as u8,
+        jf: (word >> 32) as u8,
+        k: word as u32,
+    }
+}
+
 /// Every syscall the table knows, as (name, x86_64 number).
 pub fn known() -> impl Iterator<Item = (&'static str, i64)> {
     table::ALLOW
@@ -185,6 +220,19 @@ mod tests {
         );
         assert!(err.to_string().contains("frobnicate"));
         assert!(Policy::default().deny(["SYS_read"]).resolve().is_err());
+    }
+
+    #[test]
+    fn pack_round_trips_and_cache_returns_the_same_program() {
+        let prog = compile_cached(&Policy::default()).unwrap();
+        let again = compile_cached(&Policy::default()).unwrap();
+        assert!(Arc::ptr_eq(&prog, &again));
+        assert_eq!(*prog, compile(&Policy::default()).unwrap());
+        let other = compile_cached(&Policy::default().deny(["getppid"])).unwrap();
+        assert_ne!(*prog, *other);
+        for ins in prog.iter() {
+            assert_eq!(unpack(pack(ins)), *ins);
+        }
     }
 
     #[test]

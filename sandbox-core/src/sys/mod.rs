@@ -132,6 +132,30 @@ pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> Result<(), Errno> {
     Ok(())
 }
 
+/// `seccomp(SECCOMP_SET_MODE_FILTER, 0, prog)`: attach `filter` to the calling
+/// thread. Needs `no_new_privs` (or `CAP_SYS_ADMIN`). Allocation-free: the
+/// `sock_fprog` header lives on the stack and points into `filter`.
+pub fn seccomp_set_filter(filter: &[libc::sock_filter]) -> Result<(), Errno> {
+    let Ok(len) = u16::try_from(filter.len()) else {
+        return Err(Errno::E2BIG);
+    };
+    let prog = libc::sock_fprog {
+        len,
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` points to `len` valid instructions that outlive the call;
+    // the kernel copies the program and never writes through the pointer.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0 as c_uint,
+            &prog as *const libc::sock_fprog,
+        )
+    })?;
+    Ok(())
+}
+
 /// Clear the effective, permitted and inheritable capability sets.
 pub fn capset_zero() -> Result<(), Errno> {
     #[repr(C)]
