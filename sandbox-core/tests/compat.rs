@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{require_root, text, Workspace};
+use common::{require_root, text, write_tree, Workspace};
 use stockade::{Fs, Output, Sandbox};
 
 /// Run `script` with `sh -c` in the default sandbox with `ws` as rw cwd.
@@ -23,6 +23,23 @@ fn run_in(ws: &Workspace, script: &str) -> Output {
 /// Like [`run_in`] but the script must succeed; returns stdout.
 fn ok_in(ws: &Workspace, script: &str) -> String {
     let out = run_in(ws, script);
+    assert!(
+        out.status.success(),
+        "`{script}` failed inside the sandbox: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// Run `script` with `sh -c` in `sb` (which carries its own grants, env and
+/// cwd); it must succeed. Returns stdout.
+fn ok_with(sb: Sandbox, script: &str) -> String {
+    let out = sb
+        .command(["sh", "-c", script])
+        .output()
+        .unwrap_or_else(|e| panic!("sandbox failed for `{script}`: {e}"));
     assert!(
         out.status.success(),
         "`{script}` failed inside the sandbox: {}\nstdout: {}\nstderr: {}",
@@ -498,5 +515,542 @@ fn find_and_grep() {
     assert_eq!(
         ok_in(&ws, "find . -name '*.md' -exec basename {} \\;"),
         "d.md\n"
+    );
+}
+
+/// Builds a pure-Python wheel by hand (zipfile, METADATA, WHEEL, RECORD with
+/// real hashes, a console-script entry point). Run by the venv's python.
+const BUILD_WHEEL_PY: &str = r#"import base64, hashlib, os, zipfile
+name, ver = "stockade_demo", "0.1.0"
+dist = f"{name}-{ver}.dist-info"
+files = {
+    f"{name}/__init__.py": "def greet():\n    return 'hello from the wheel'\n\n\ndef main():\n    print('console script: ' + greet())\n",
+    f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: stockade-demo\nVersion: {ver}\nSummary: stockade compat test\n",
+    f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: stockade-compat (by hand)\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    f"{dist}/entry_points.txt": "[console_scripts]\nstockade-demo = stockade_demo:main\n",
+}
+def digest(data):
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+record = "".join(f"{p},{digest(c.encode())},{len(c.encode())}\n" for p, c in files.items())
+record += f"{dist}/RECORD,,\n"
+os.makedirs("dist", exist_ok=True)
+whl = f"dist/{name}-{ver}-py3-none-any.whl"
+with zipfile.ZipFile(whl, "w", zipfile.ZIP_DEFLATED) as z:
+    for p, c in files.items():
+        z.writestr(p, c)
+    z.writestr(f"{dist}/RECORD", record)
+print(whl)
+"#;
+
+/// `python3 -m venv` (with pip, bootstrapped offline by ensurepip from
+/// Debian's bundled wheels) and `pip install` of a local wheel, no index.
+#[test]
+fn python_venv_pip_install_local_wheel() {
+    require_root();
+    let ws = Workspace::new("venv");
+    write_tree(ws.path(), &[("build_wheel.py", BUILD_WHEEL_PY)]);
+    let sb = Sandbox::new()
+        .fs(Fs::minimal().rw(ws.path()))
+        .cwd(ws.path())
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .env("PIP_NO_INPUT", "1");
+    let out = ok_with(
+        sb,
+        "set -e; /usr/bin/python3 -m venv venv \
+         && ./venv/bin/python build_wheel.py \
+         && ./venv/bin/pip install --no-index --no-build-isolation dist/stockade_demo-0.1.0-py3-none-any.whl \
+         && ./venv/bin/python -c 'import sys, stockade_demo as m; print(m.greet(), m.__file__.startswith(sys.prefix + \"/lib/\"), sys.prefix != sys.base_prefix, sys.base_prefix)' \
+         && ./venv/bin/stockade-demo \
+         && ./venv/bin/pip list --format=freeze | grep -i '^stockade'",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some("dist/stockade_demo-0.1.0-py3-none-any.whl"),
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("Successfully installed stockade-demo-0.1.0")),
+        "pip did not report the install:\n{out}"
+    );
+    assert_eq!(
+        &lines[lines.len() - 3..],
+        [
+            "hello from the wheel True True /usr",
+            "console script: hello from the wheel",
+            "stockade-demo==0.1.0",
+        ],
+        "{out}"
+    );
+    // The venv and the installed package are really in the workspace.
+    let site = std::fs::read_dir(ws.path().join("venv/lib"))
+        .unwrap()
+        .flatten()
+        .next()
+        .expect("venv/lib/pythonX.Y")
+        .path()
+        .join("site-packages");
+    assert!(
+        site.join("stockade_demo/__init__.py").is_file(),
+        "{}",
+        site.display()
+    );
+    assert!(site.join("stockade_demo-0.1.0.dist-info/RECORD").is_file());
+}
+
+const NODE_WORKERS_JS: &str = r#"'use strict';
+const { Worker, isMainThread, parentPort, workerData, threadId } = require('worker_threads');
+if (isMainThread) {
+  const N = 4, LIMIT = 200000;
+  const shared = new Int32Array(new SharedArrayBuffer(4));
+  const jobs = [];
+  for (let i = 0; i < N; i++) {
+    jobs.push(new Promise((resolve, reject) => {
+      const w = new Worker(__filename, {
+        workerData: { lo: (i * LIMIT) / N, hi: ((i + 1) * LIMIT) / N, sab: shared.buffer },
+      });
+      w.once('message', resolve);
+      w.once('error', reject);
+      w.once('exit', (c) => { if (c !== 0) reject(new Error('worker exited ' + c)); });
+    }));
+  }
+  Promise.all(jobs).then((rs) => {
+    const primes = rs.reduce((s, r) => s + r.count, 0);
+    const tids = new Set(rs.map((r) => r.tid));
+    console.log(JSON.stringify({ primes, workers: tids.size, mainTid: threadId, shared: Atomics.load(shared, 0) }));
+  }).catch((e) => { console.error(e); process.exit(1); });
+} else {
+  const { lo, hi, sab } = workerData;
+  let count = 0;
+  for (let n = Math.max(2, lo); n < hi; n++) {
+    let prime = true;
+    for (let d = 2; d * d <= n; d++) if (n % d === 0) { prime = false; break; }
+    if (prime) count++;
+  }
+  Atomics.add(new Int32Array(sab), 0, count);
+  parentPort.postMessage({ count, tid: threadId });
+}
+"#;
+
+const NODE_SPAWN_JS: &str = r#"'use strict';
+const { spawn, fork } = require('child_process');
+if (process.argv[2] === 'child') {
+  process.on('message', (m) => {
+    process.send({ doubled: m.n * 2, pid: process.pid });
+    process.disconnect();
+  });
+} else {
+  const p = spawn('sh', ['-c', 'tr a-z A-Z; echo "stderr of $0" >&2; exit 3', 'kid'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '', err = '';
+  p.stdout.on('data', (d) => { out += d; });
+  p.stderr.on('data', (d) => { err += d; });
+  p.stdin.end('piped through\n');
+  p.on('close', (code) => {
+    const c = fork(__filename, ['child']);
+    let reply = null;
+    c.on('message', (m) => { reply = m; });
+    c.on('exit', (forkCode) => {
+      console.log(JSON.stringify({
+        out: out.trim(), err: err.trim(), code,
+        doubled: reply && reply.doubled, otherPid: !!reply && reply.pid !== process.pid, forkCode,
+      }));
+    });
+    c.send({ n: 21 });
+  });
+}
+"#;
+
+/// node: several `worker_threads` sharing a SharedArrayBuffer, then
+/// `child_process.spawn` with piped stdio and `fork` with an IPC channel.
+#[test]
+fn node_worker_threads_and_child_process() {
+    require_root();
+    if !host_has("node") {
+        println!("NOTICE: node not found on the host (`which node` failed); skipping node_worker_threads_and_child_process");
+        return;
+    }
+    let ws = Workspace::new("nodewk");
+    write_tree(
+        ws.path(),
+        &[("workers.js", NODE_WORKERS_JS), ("spawn.js", NODE_SPAWN_JS)],
+    );
+    // pi(200000) = 17984, split over 4 workers.
+    assert_eq!(
+        ok_in(&ws, "node workers.js"),
+        "{\"primes\":17984,\"workers\":4,\"mainTid\":0,\"shared\":17984}\n"
+    );
+    assert_eq!(
+        ok_in(&ws, "node spawn.js"),
+        "{\"out\":\"PIPED THROUGH\",\"err\":\"stderr of kid\",\"code\":3,\"doubled\":42,\"otherPid\":true,\"forkCode\":0}\n"
+    );
+}
+
+/// git beyond the basics: a worktree on its own branch with a commit made
+/// inside it, `log --all` seeing both branches, a merge back, and a
+/// `--no-local` clone (pack protocol over pipes to upload-pack).
+#[test]
+fn git_worktree_branch_commit_merge_clone() {
+    require_root();
+    let ws = Workspace::new("gitwt");
+    let out = ok_in(
+        &ws,
+        "set -e; git init -q -b main repo && cd repo && git config user.email x@y && git config user.name x \
+         && echo base > base.txt && git add . && git commit -q -m base \
+         && git worktree add -q -b feature ../wt \
+         && (cd ../wt && echo feat > feat.txt && git add feat.txt && git commit -q -m 'feature work') \
+         && echo more >> base.txt && git commit -q -am 'main work' \
+         && git log --all --format='%s' | sort && echo -- \
+         && git branch --format='%(refname:short)' && echo -- \
+         && git merge -q --no-edit feature && ls && git log --format=%s -1 && echo -- \
+         && git worktree remove ../wt && git worktree list | wc -l \
+         && cd .. && git clone -q --no-local repo clone && git -C clone log --oneline | wc -l && cat clone/feat.txt \
+         && git -C repo fsck --no-progress 2>&1 && echo fsck-ok",
+    );
+    assert_eq!(
+        out,
+        "base\nfeature work\nmain work\n--\nfeature\nmain\n--\nbase.txt\nfeat.txt\nMerge branch 'feature'\n--\n1\n4\nfeat\nfsck-ok\n"
+    );
+    assert!(!ws.path().join("wt").exists(), "worktree not removed");
+    // The host's git agrees.
+    let host = Command::new("git")
+        .args(["-c", "safe.directory=*", "-C"])
+        .arg(ws.path().join("clone"))
+        .args(["log", "--format=%s", "--first-parent"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&host.stdout),
+        "Merge branch 'feature'\nmain work\nbase\n",
+        "host git: {}",
+        text(&host.stderr)
+    );
+}
+
+/// The Rust toolchain directory (the one holding `bin/cargo`, `bin/rustc`,
+/// `lib/`) of a real toolchain, not a rustup proxy; `None` if there is none.
+fn rust_toolchain_dir() -> Option<std::path::PathBuf> {
+    let real_toolchain = |cargo: std::path::PathBuf| -> Option<std::path::PathBuf> {
+        let cargo = std::fs::canonicalize(cargo).ok()?;
+        // A rustup proxy is a link to the `rustup` binary.
+        if cargo.file_name()? != "cargo" {
+            return None;
+        }
+        let bin = cargo.parent()?;
+        let rustc = std::fs::canonicalize(bin.join("rustc")).ok()?;
+        if rustc.file_name()? != "rustc" || bin.file_name()? != "bin" {
+            return None;
+        }
+        Some(bin.parent()?.to_path_buf())
+    };
+    // The cargo running this test (set at run time and at build time), then
+    // rustup's answer, then whatever is on PATH.
+    let candidates = std::env::var_os("CARGO")
+        .map(Into::into)
+        .into_iter()
+        .chain(option_env!("CARGO").map(Into::into))
+        .chain(
+            Command::new("rustup")
+                .args(["which", "cargo"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| text(&o.stdout).trim().into()),
+        )
+        .chain(
+            Command::new("which")
+                .arg("cargo")
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| text(&o.stdout).trim().into()),
+        );
+    candidates.into_iter().find_map(real_toolchain)
+}
+
+/// `cargo build` and `cargo test` of a small crate with a build script,
+/// offline, with the host's toolchain granted read-only and an empty
+/// writable `CARGO_HOME`; then the produced binary runs.
+#[test]
+fn cargo_build_offline_with_build_script() {
+    require_root();
+    let Some(tc) = rust_toolchain_dir() else {
+        println!("NOTICE: no Rust toolchain found on the host ($CARGO, `rustup which cargo`, `which cargo`); skipping cargo_build_offline_with_build_script");
+        return;
+    };
+    let ws = Workspace::new("cargo");
+    write_tree(
+        ws.path(),
+        &[
+            (
+                "hello/Cargo.toml",
+                "[package]\nname = \"sbx-hello\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n",
+            ),
+            (
+                "hello/build.rs",
+                r#"use std::{env, fs, path::Path};
+fn main() {
+    let out = env::var("OUT_DIR").unwrap();
+    let squares: u64 = (1..=10u64).map(|i| i * i).sum();
+    fs::write(Path::new(&out).join("gen.rs"), format!("pub const SQUARES: u64 = {squares};\n")).unwrap();
+    println!("cargo:rustc-env=BUILT_BY=build.rs");
+    println!("cargo:rerun-if-changed=build.rs");
+}
+"#,
+            ),
+            (
+                "hello/src/main.rs",
+                r#"include!(concat!(env!("OUT_DIR"), "/gen.rs"));
+
+fn checksum(s: &str) -> u32 {
+    s.bytes().map(u32::from).sum()
+}
+
+fn main() {
+    let threads: Vec<_> = (0..4).map(|i| std::thread::spawn(move || i * 10)).collect();
+    let sum: i32 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    println!("squares={} built_by={} threads={} checksum={}", SQUARES, env!("BUILT_BY"), sum, checksum("abc"));
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn checksum_works() {
+        assert_eq!(super::checksum("abc"), 294);
+    }
+}
+"#,
+            ),
+        ],
+    );
+    let cargo_home = ws.path().join("cargo-home");
+    std::fs::create_dir(&cargo_home).unwrap();
+    let tc_bin = tc.join("bin");
+    let mut fs = Fs::minimal().rw(ws.path());
+    if !tc.starts_with("/usr") {
+        fs = fs.ro(&tc);
+    }
+    let sb = Sandbox::new()
+        .fs(fs)
+        .cwd(ws.path().join("hello"))
+        .env("CARGO_HOME", cargo_home.to_str().unwrap())
+        .env(
+            "PATH",
+            format!(
+                "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                tc_bin.display()
+            ),
+        )
+        .env("CARGO_TERM_COLOR", "never")
+        .timeout(std::time::Duration::from_secs(120));
+    let cargo = tc_bin.join("cargo");
+    let out = ok_with(
+        sb,
+        &format!(
+            "set -e; {cargo} build --offline -q && ./target/debug/sbx-hello \
+             && {{ {cargo} test --offline -q >test.log 2>&1 || {{ cat test.log; exit 1; }}; }} \
+             && grep '^test result' test.log",
+            cargo = cargo.display()
+        ),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some("squares=385 built_by=build.rs threads=60 checksum=294"),
+        "{out}"
+    );
+    assert!(
+        lines
+            .get(1)
+            .is_some_and(|l| l.starts_with("test result: ok. 1 passed; 0 failed")),
+        "{out}"
+    );
+    assert!(ws.path().join("hello/target/debug/sbx-hello").is_file());
+    assert!(ws.path().join("hello/Cargo.lock").is_file());
+}
+
+/// `make -j2` building a C program split over several files (header
+/// dependencies tracked with -MMD), a recursive sub-make sharing the
+/// jobserver, and two targets that can only finish if make really runs them
+/// at the same time.
+#[test]
+fn make_parallel_c_build() {
+    require_root();
+    let ws = Workspace::new("makej");
+    write_tree(
+        ws.path(),
+        &[
+            (
+                "include/calc.h",
+                "#ifndef CALC_H\n#define CALC_H\nint add(int a, int b);\nint mul(int a, int b);\ndouble root(double x);\n#endif\n",
+            ),
+            ("src/add.c", "#include \"calc.h\"\nint add(int a, int b) { return a + b; }\n"),
+            ("src/mul.c", "#include \"calc.h\"\nint mul(int a, int b) { return a * b; }\n"),
+            ("src/root.c", "#include <math.h>\n#include \"calc.h\"\ndouble root(double x) { return sqrt(x); }\n"),
+            (
+                "src/main.c",
+                "#include <stdio.h>\n#include \"calc.h\"\nint main(void) { printf(\"calc: %d %d %.2f\\n\", add(2, 3), mul(4, 5), root(2.0)); return 0; }\n",
+            ),
+            (
+                "Makefile",
+                "CFLAGS = -O1 -Wall -Werror -Iinclude -MMD -MP\n\
+                 SRCS = $(sort $(wildcard src/*.c))\n\
+                 OBJS = $(SRCS:src/%.c=build/%.o)\n\
+                 \n\
+                 all: calc sync-a sync-b sub\n\
+                 \n\
+                 calc: $(OBJS)\n\
+                 \t$(CC) -o $@ $^ -lm\n\
+                 \n\
+                 build/%.o: src/%.c | build\n\
+                 \t$(CC) $(CFLAGS) -c -o $@ $<\n\
+                 \n\
+                 build:\n\
+                 \tmkdir -p $@\n\
+                 \n\
+                 # Each waits (up to WAIT x 50 ms) for the other to have started:\n\
+                 # only -jN with N >= 2 finishes.\n\
+                 WAIT = 200\n\
+                 sync-a:\n\
+                 \t@touch a.started; i=0; while [ ! -e b.started ] && [ $$i -lt $(WAIT) ]; do sleep 0.05; i=$$((i+1)); done; test -e b.started\n\
+                 sync-b:\n\
+                 \t@touch b.started; i=0; while [ ! -e a.started ] && [ $$i -lt $(WAIT) ]; do sleep 0.05; i=$$((i+1)); done; test -e a.started\n\
+                 \n\
+                 sub:\n\
+                 \t+@$(MAKE) -C sub\n\
+                 \n\
+                 .PHONY: all sync-a sync-b sub\n\
+                 -include $(OBJS:.o=.d)\n",
+            ),
+            (
+                "sub/Makefile",
+                "out.txt:\n\t@echo \"level=$(MAKELEVEL) $(findstring jobserver,$(MAKEFLAGS))\" > $@\n",
+            ),
+        ],
+    );
+    let out = ok_in(
+        &ws,
+        "set -e; make -j2 -s && ./calc && cat sub/out.txt \
+         && make -q calc && echo up-to-date \
+         && touch include/calc.h && if make -q calc; then echo not-stale; else echo stale; fi \
+         && make -j2 -s calc && ./calc",
+    );
+    assert_eq!(
+        out,
+        "calc: 5 20 1.41\nlevel=1 jobserver\nup-to-date\nstale\ncalc: 5 20 1.41\n"
+    );
+    for o in ["add", "mul", "root", "main"] {
+        assert!(ws.path().join(format!("build/{o}.o")).is_file(), "{o}.o");
+        assert!(ws.path().join(format!("build/{o}.d")).is_file(), "{o}.d");
+    }
+    // Without parallelism the rendezvous fails: the control works.
+    std::fs::remove_file(ws.path().join("a.started")).unwrap();
+    std::fs::remove_file(ws.path().join("b.started")).unwrap();
+    let serial = run_in(&ws, "make -j1 -s WAIT=10 sync-a sync-b 2>&1");
+    assert!(
+        !serial.status.success(),
+        "sync-a finished without sync-b running beside it: {}",
+        text(&serial.stdout)
+    );
+}
+
+const PYTEST_OK: &str = r#"import os
+
+import pytest
+
+
+@pytest.fixture
+def numbers():
+    return [3, 1, 2]
+
+
+def test_sorted(numbers):
+    assert sorted(numbers) == [1, 2, 3]
+
+
+def test_tmp_path(tmp_path):
+    p = tmp_path / "hello.txt"
+    p.write_text("hi")
+    assert p.read_text() == "hi"
+    assert str(tmp_path).startswith("/tmp/")
+
+
+@pytest.mark.parametrize("x,y", [(1, 2), (2, 4)])
+def test_double(x, y):
+    assert x * 2 == y
+
+
+def test_capsys_monkeypatch(capsys, monkeypatch):
+    monkeypatch.setenv("STOCKADE_T", "v")
+    print(os.environ["STOCKADE_T"])
+    assert capsys.readouterr().out == "v\n"
+"#;
+
+const PYTEST_FAIL: &str = r#"def test_passes():
+    assert True
+
+
+def test_fails():
+    assert 1 + 1 == 3
+"#;
+
+/// pytest (Debian's python3-pytest): fixtures, tmp_path, parametrize,
+/// capsys/monkeypatch; a failing test is reported as such, and the cache
+/// (written to the workspace) drives `--lf`.
+#[test]
+fn pytest_runs() {
+    require_root();
+    if !Path::new("/usr/lib/python3/dist-packages/pytest").is_dir() {
+        println!("NOTICE: Debian's python3-pytest is not installed on the host (apt-get install python3-pytest); skipping pytest_runs");
+        return;
+    }
+    let ws = Workspace::new("pytest");
+    write_tree(
+        ws.path(),
+        &[
+            ("ok/test_ok.py", PYTEST_OK),
+            ("bad/test_bad.py", PYTEST_FAIL),
+        ],
+    );
+    let out = ok_in(
+        &ws,
+        "python3 -c 'import pytest; print(pytest.__file__)' && python3 -m pytest -q -p no:cacheprovider ok",
+    );
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("/usr/lib/python3/dist-packages/pytest/__init__.py"),
+        "{out}"
+    );
+    let last = out.lines().last().unwrap_or_default();
+    assert!(last.starts_with("5 passed in "), "{out}");
+    assert!(!ws.path().join(".pytest_cache").exists());
+
+    // A failing run: exit status 1, the failure named; then --lf from the cache.
+    let bad = run_in(&ws, "python3 -m pytest -q -o cache_dir=.pcache bad");
+    let bad_out = text(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(1), "{bad_out}{}", text(&bad.stderr));
+    assert!(
+        bad_out.contains("FAILED bad/test_bad.py::test_fails"),
+        "{bad_out}"
+    );
+    assert!(
+        bad_out
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("1 failed, 1 passed in ")),
+        "{bad_out}"
+    );
+    assert!(ws.path().join(".pcache/v/cache/lastfailed").is_file());
+    let lf = run_in(&ws, "python3 -m pytest -q -o cache_dir=.pcache --lf bad");
+    let lf_out = text(&lf.stdout);
+    assert_eq!(lf.status.code(), Some(1), "{lf_out}{}", text(&lf.stderr));
+    assert!(
+        lf_out
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("1 failed in ")),
+        "--lf should rerun only the failure: {lf_out}"
     );
 }

@@ -114,3 +114,16 @@ pub fn our_children() -> Vec<(u32, String, String)> {
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// Write `files` (relative path, contents) under `root`, creating parent
+/// directories as needed.
+pub fn write_tree(root: &Path, files: &[(&str, &str)]) {
+    for (rel, contents) in files {
+        let p = root.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)
+                .unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
+        }
+        std::fs::write(&p, contents).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+    }
+}
