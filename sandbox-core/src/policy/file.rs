@@ -370,6 +370,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ring_keys_parse_and_unknown_syscalls_are_refused() {
+        let text = "syscalls-allow = [\"ptrace\"]\nsyscalls_deny = [\"getppid\", \"ptrace\"]\nloopback-tcp = true\nallow-no-landlock = true\n";
+        let p = PolicyFile::from_toml_str(text, "p.toml").unwrap();
+        assert_eq!(p.syscalls_allow, ["ptrace"]);
+        assert_eq!(p.syscalls_deny, ["getppid", "ptrace"]);
+        assert_eq!((p.loopback_tcp, p.allow_no_landlock), (Some(true), Some(true)));
+        assert!(p.to_sandbox().is_ok());
+        // A name in both lists is denied (allows first, then denies).
+        let resolved = crate::Syscalls::default()
+            .allow(p.syscalls_allow.clone())
+            .deny(p.syscalls_deny.clone())
+            .resolve()
+            .unwrap();
+        assert_eq!(
+            resolved[&libc::SYS_ptrace].1,
+            crate::seccomp::Decision::Errno(libc::EPERM)
+        );
+        let bad = PolicyFile {
+            syscalls_deny: vec!["fork2".into()],
+            ..Default::default()
+        };
+        let err = bad.to_sandbox().unwrap_err().to_string();
+        assert!(err.contains("`fork2`"), "{err}");
+    }
+
+    #[test]
     fn unknown_key_names_key_and_line() {
         let err = PolicyFile::from_toml_str("ro = [\"/usr\"]\nbogus = 1\n", "p.toml").unwrap_err();
         let msg = err.to_string();
