@@ -85,14 +85,41 @@ pub enum InterpError {
 
 /// Run `prog` on `data` and return the seccomp action word (`SECCOMP_RET_*`).
 pub fn run(prog: &[sock_filter], data: &SeccompData) -> Result<u32, InterpError> {
+    trace(prog, data).map(|t| t.action)
+}
+
+/// What one run did, beyond its result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trace {
+    /// The action word the program returned.
+    pub action: u32,
+    /// Instructions executed, the final `RET` included.
+    pub steps: usize,
+    /// Whether any `seccomp_data.args` word was loaded. The kernel's action
+    /// cache evaluates the filter at attach time for each number
+    /// (`seccomp_is_const_allow`) and gives up on any load other than `nr`
+    /// and `arch`: an allowed number is cached as always-allow only if its
+    /// path loads no argument (nor `instruction_pointer`, which our filters
+    /// never read).
+    pub loaded_args: bool,
+}
+
+/// Byte offset of `seccomp_data.args` (after nr, arch, instruction_pointer).
+const OFFSET_ARGS: u32 = 16;
+
+/// Run `prog` on `data` like [`run`] and report what the run did.
+pub fn trace(prog: &[sock_filter], data: &SeccompData) -> Result<Trace, InterpError> {
     let mut acc: u32 = 0;
     let mut pc: usize = 0;
+    let mut steps = 0;
+    let mut loaded_args = false;
     // Classic BPF only jumps forward, so every step makes progress; the loop
     // ends by RET or by an error.
     loop {
         let Some(ins) = prog.get(pc) else {
             return Err(InterpError::OutOfBounds { pc });
         };
+        steps += 1;
         let code = ins.code;
         let next = |off: u32| -> Result<usize, InterpError> {
             let target = pc + 1 + off as usize;
@@ -104,6 +131,7 @@ pub fn run(prog: &[sock_filter], data: &SeccompData) -> Result<u32, InterpError>
         };
         pc = match code {
             c if c == BPF_LD | BPF_W | BPF_ABS => {
+                loaded_args |= ins.k >= OFFSET_ARGS;
                 acc = data
                     .word(ins.k)
                     .ok_or(InterpError::BadLoad { pc, offset: ins.k })?;
@@ -124,7 +152,13 @@ pub fn run(prog: &[sock_filter], data: &SeccompData) -> Result<u32, InterpError>
                 };
                 next(u32::from(if taken { ins.jt } else { ins.jf }))?
             }
-            c if c == BPF_RET | BPF_K => return Ok(ins.k),
+            c if c == BPF_RET | BPF_K => {
+                return Ok(Trace {
+                    action: ins.k,
+                    steps,
+                    loaded_args,
+                })
+            }
             _ => return Err(InterpError::Unsupported { pc, code }),
         };
     }
@@ -204,6 +238,33 @@ mod tests {
         ] {
             assert_eq!(run(&prog(op), &nr(n)), Ok(want), "op {op:#x} nr {n}");
         }
+    }
+
+    #[test]
+    fn trace_counts_steps_and_argument_loads() {
+        // A = nr; if A == 1 goto args; return 7; args: A = args[0].lo; return 8
+        let prog = [
+            stmt(BPF_LD | BPF_W | BPF_ABS, 0),
+            jump(BPF_JMP | BPF_JEQ | BPF_K, 1, 1, 0),
+            stmt(BPF_RET, 7),
+            stmt(BPF_LD | BPF_W | BPF_ABS, 16),
+            stmt(BPF_RET, 8),
+        ];
+        let constant = trace(&prog, &nr(0)).unwrap();
+        assert_eq!(
+            constant,
+            Trace {
+                action: 7,
+                steps: 3,
+                loaded_args: false
+            }
+        );
+        let by_args = trace(&prog, &nr(1)).unwrap();
+        assert_eq!((by_args.action, by_args.steps), (8, 4));
+        assert!(by_args.loaded_args);
+        // arch and instruction_pointer are not arguments.
+        let ip = [stmt(BPF_LD | BPF_W | BPF_ABS, 12), stmt(BPF_RET, 0)];
+        assert!(!trace(&ip, &nr(0)).unwrap().loaded_args);
     }
 
     #[test]
