@@ -19,7 +19,9 @@ fn main() {
         policy = match flag.as_str() {
             "--allow" => policy.allow([name]),
             "--deny" => policy.deny([name]),
-            _ => die(&format!("unknown option {flag} (use --allow NAME or --deny NAME)")),
+            _ => die(&format!(
+                "unknown option {flag} (use --allow NAME or --deny NAME)"
+            )),
         };
     }
     let prog = stockade::seccomp::compile(&policy).unwrap_or_else(|e| die(&e.to_string()));

@@ -50,11 +50,19 @@ fn withheld_mount_unwritable(caller: Caller) {
         Script::new()
             .probe(
                 "mount_rw",
-                &format!("awk '$2 == \"{dst}\" {{ split($4, o, \",\"); print o[1] }}' /proc/self/mounts"),
+                &format!(
+                    "awk '$2 == \"{dst}\" {{ split($4, o, \",\"); print o[1] }}' /proc/self/mounts"
+                ),
             )
             .probe("read", &format!("cat {dst}/data.txt"))
-            .probe("overwrite", &format!("echo {tag} > {dst}/data.txt && echo ok"))
-            .probe("create", &format!("echo {tag} > {dst}/new-{tag}.txt && echo ok"))
+            .probe(
+                "overwrite",
+                &format!("echo {tag} > {dst}/data.txt && echo ok"),
+            )
+            .probe(
+                "create",
+                &format!("echo {tag} > {dst}/new-{tag}.txt && echo ok"),
+            )
             .probe("mkdir", &format!("mkdir {dst}/dir-{tag} && echo ok"))
             .build()
     };
@@ -89,7 +97,11 @@ fn withheld_mount_unwritable(caller: Caller) {
     p.fails_with("create", "Permission denied");
     p.fails_with("mkdir", "Permission denied");
     assert_eq!(fs::read(&f).unwrap(), before, "host bytes changed");
-    assert_eq!(listing(Path::new(&src)), listing_before, "host listing changed");
+    assert_eq!(
+        listing(Path::new(&src)),
+        listing_before,
+        "host listing changed"
+    );
 }
 
 /// `/dev` is a tmpfs the sandbox's root user owns and `/proc/self` belongs to
@@ -200,7 +212,10 @@ fn no_landlock_fails_closed(caller: Caller) {
     assert!(line.contains("ENOSYS"), "{line}");
     assert!(line.contains("CONFIG_SECURITY_LANDLOCK"), "{line}");
     assert!(line.contains("--allow-no-landlock"), "{line}");
-    assert!(!Path::new(&marker).exists(), "the command ran without Landlock");
+    assert!(
+        !Path::new(&marker).exists(),
+        "the command ran without Landlock"
+    );
 
     let out = without_landlock(
         caller,
@@ -220,7 +235,10 @@ fn no_landlock_fails_closed(caller: Caller) {
     assert_code(&out, 0);
     let json: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(&report).unwrap()).unwrap();
-    assert!(json["layers"]["landlock_abi"].as_u64().unwrap() >= 1, "{json}");
+    assert!(
+        json["layers"]["landlock_abi"].as_u64().unwrap() >= 1,
+        "{json}"
+    );
 }
 
 /// `stockade run OPTS -- sh -c SCRIPT` as `caller`, under a seccomp filter
@@ -229,11 +247,36 @@ fn no_landlock_fails_closed(caller: Caller) {
 fn without_landlock(caller: Caller, opts: &[&str], script: &str) -> std::process::Output {
     use std::os::unix::process::CommandExt;
     let filter = [
-        libc::sock_filter { code: 0x20, jt: 0, jf: 0, k: 0 }, // A = nr
-        libc::sock_filter { code: 0x35, jt: 0, jf: 2, k: 444 }, // nr >= 444?
-        libc::sock_filter { code: 0x25, jt: 1, jf: 0, k: 446 }, // nr > 446?
-        libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x0005_0000 | libc::ENOSYS as u32 },
-        libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x7fff_0000 }, // allow
+        libc::sock_filter {
+            code: 0x20,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        }, // A = nr
+        libc::sock_filter {
+            code: 0x35,
+            jt: 0,
+            jf: 2,
+            k: 444,
+        }, // nr >= 444?
+        libc::sock_filter {
+            code: 0x25,
+            jt: 1,
+            jf: 0,
+            k: 446,
+        }, // nr > 446?
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: 0x0005_0000 | libc::ENOSYS as u32,
+        },
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: 0x7fff_0000,
+        }, // allow
     ];
     let mut cmd = command(caller);
     cmd.args(opts).args(["--", "sh", "-c", script]);

@@ -1261,9 +1261,13 @@ mod tests {
         assert!(c
             .detail
             .ends_with("LSMs: lockdown,capability,landlock,yama,apparmor"));
-        assert!(c.detail.starts_with("ABI 7: sandboxes are restricted at ABI 7"));
+        assert!(c
+            .detail
+            .starts_with("ABI 7: sandboxes are restricted at ABI 7"));
         let c = check_landlock(Ok(9), lsm);
-        assert!(c.detail.starts_with("ABI 9: sandboxes are restricted at ABI 7"));
+        assert!(c
+            .detail
+            .starts_with("ABI 9: sandboxes are restricted at ABI 7"));
         let c = check_landlock(Ok(3), lsm);
         assert_eq!(c.status, Status::Limited);
         assert!(c.detail.starts_with(

@@ -767,7 +767,11 @@ print("ptrace", call(101, 0x4202, 0, 0, 0))
     assert!(out.status.landlock_abi() >= 1);
 
     let out = sh(probe)
-        .syscalls(stockade::Syscalls::default().deny(["getppid"]).allow(["ptrace"]))
+        .syscalls(
+            stockade::Syscalls::default()
+                .deny(["getppid"])
+                .allow(["ptrace"]),
+        )
         .output()
         .unwrap();
     // PTRACE_INTERRUPT (0x4202) of pid 0 is refused by the kernel itself:
@@ -807,7 +811,17 @@ except OSError as e:
     print("dev", e.errno)
 '"#;
     let out = sh(probe).output().unwrap();
-    assert_eq!(text(&out.stdout), "bind 13\ntmp ok\ndev 13\n", "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "bind 13\ntmp ok\ndev 13\n",
+        "{}",
+        text(&out.stderr)
+    );
     let out = sh(probe).allow_loopback_tcp(true).output().unwrap();
-    assert_eq!(text(&out.stdout), "bind ok\ntmp ok\ndev 13\n", "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "bind ok\ntmp ok\ndev 13\n",
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -202,7 +202,10 @@ impl Rules {
 
     /// The policy for a sandbox: [`Rules::from_plan`] with the caller's
     /// [`Settings`] applied.
-    pub fn for_sandbox<'a>(ops: impl IntoIterator<Item = &'a MountOp>, settings: &Settings) -> Rules {
+    pub fn for_sandbox<'a>(
+        ops: impl IntoIterator<Item = &'a MountOp>,
+        settings: &Settings,
+    ) -> Rules {
         let ports = settings.tcp_connect.as_deref().unwrap_or(&[]);
         let mut r = Rules::from_plan(ops, ports);
         r.tcp_unrestricted = settings.tcp_connect.is_none();

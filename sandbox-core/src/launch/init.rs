@@ -181,10 +181,15 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
             )),
         });
     }
-    wire::send(control.as_fd(), &Report::Started {
+    wire::send(
+        control.as_fd(),
+        &Report::Started {
             pid: go.init_pid,
             landlock_abi,
-        }, &[]).map_err(|e| {
+        },
+        &[],
+    )
+    .map_err(|e| {
         fail(
             Layer::Supervisor,
             format!("report start: {e}"),

@@ -353,7 +353,9 @@ impl PolicyFile {
         let syscalls = crate::Syscalls::default()
             .allow(self.syscalls_allow.iter().cloned())
             .deny(self.syscalls_deny.iter().cloned());
-        syscalls.resolve().map_err(|e| Error::policy(e.to_string()))?;
+        syscalls
+            .resolve()
+            .map_err(|e| Error::policy(e.to_string()))?;
         sb = sb
             .syscalls(syscalls)
             .allow_loopback_tcp(self.loopback_tcp.unwrap_or(false))
@@ -375,7 +377,10 @@ mod tests {
         let p = PolicyFile::from_toml_str(text, "p.toml").unwrap();
         assert_eq!(p.syscalls_allow, ["ptrace"]);
         assert_eq!(p.syscalls_deny, ["getppid", "ptrace"]);
-        assert_eq!((p.loopback_tcp, p.allow_no_landlock), (Some(true), Some(true)));
+        assert_eq!(
+            (p.loopback_tcp, p.allow_no_landlock),
+            (Some(true), Some(true))
+        );
         assert!(p.to_sandbox().is_ok());
         // A name in both lists is denied (allows first, then denies).
         let resolved = crate::Syscalls::default()

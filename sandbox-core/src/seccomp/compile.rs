@@ -45,10 +45,6 @@
 //! This is the order the old linear layout evaluated them in, so the decisions
 //! are unchanged (`golden.txt`).
 
-// Private to the compiler, so a child module; the file sits beside this one.
-#[path = "tree.rs"]
-mod tree;
-
 use std::collections::BTreeMap;
 
 use seccompiler::{
@@ -57,6 +53,7 @@ use seccompiler::{
 };
 
 use super::table::{self, ArgRule};
+use super::tree;
 use super::{Decision, Error, Policy};
 
 /// `AUDIT_ARCH_X86_64`: `EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE`.

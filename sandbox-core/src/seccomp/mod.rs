@@ -13,6 +13,7 @@
 pub mod bpf_interp;
 mod compile;
 pub mod table;
+mod tree;
 
 #[cfg(test)]
 mod golden;
@@ -159,7 +160,10 @@ pub fn compile_cached(policy: &Policy) -> Result<Arc<BpfProgram>, Error> {
 /// One instruction as a `u64` (`code << 48 | jt << 40 | jf << 32 | k`), the
 /// form the program travels in from the host to the sandbox init.
 pub fn pack(ins: &sock_filter) -> u64 {
-    (u64::from(ins.code) << 48) | (u64::from(ins.jt) << 40) | (u64::from(ins.jf) << 32) | u64::from(ins.k)
+    (u64::from(ins.code) << 48)
+        | (u64::from(ins.jt) << 40)
+        | (u64::from(ins.jf) << 32)
+        | u64::from(ins.k)
 }
 
 /// The inverse of [`pack`].

@@ -134,9 +134,12 @@ pub const EPERM: &[Sys] = sys![
     SYS_kexec_file_load, SYS_reboot, SYS_swapon, SYS_swapoff,
     // Clock and time setting.
     SYS_clock_settime, SYS_settimeofday, SYS_adjtimex, SYS_clock_adjtime,
-    // Host-wide state and hardware.
+    // Host-wide state and hardware. (`sethostname`/`setdomainname` would only
+    // touch the sandbox's own UTS namespace, but need a capability the command
+    // never has: EPERM, not ENOSYS, so hostname(1) reports the refusal instead
+    // of exiting 0 as it does for ENOSYS.)
     SYS_syslog, SYS_acct, SYS_iopl, SYS_ioperm, SYS_quotactl, SYS_quotactl_fd,
-    SYS_fanotify_init,
+    SYS_fanotify_init, SYS_sethostname, SYS_setdomainname, SYS_vhangup,
     // NUMA memory policy.
     SYS_mbind, SYS_set_mempolicy, SYS_migrate_pages, SYS_move_pages,
     SYS_set_mempolicy_home_node,
@@ -268,13 +271,10 @@ pub const OTHER: &[Sys] = &[
     ("remap_file_pages", libc::SYS_remap_file_pages),
     ("security", libc::SYS_security),
     ("set_thread_area", libc::SYS_set_thread_area),
-    ("setdomainname", libc::SYS_setdomainname),
-    ("sethostname", libc::SYS_sethostname),
     ("sysfs", libc::SYS_sysfs),
     ("tuxcall", libc::SYS_tuxcall),
     ("uselib", libc::SYS_uselib),
     ("ustat", libc::SYS_ustat),
-    ("vhangup", libc::SYS_vhangup),
     ("vserver", libc::SYS_vserver),
     // Not (or no longer) in `libc` 0.2 for x86_64: create_module 174,
     // get_kernel_syms 177 and query_module 178 above are literal too.
