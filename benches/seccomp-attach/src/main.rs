@@ -1,5 +1,7 @@
 //! Attach time of seccomp filters: the compiled default policy, a naive
-//! linear equivalent, and a 1-instruction `RET ALLOW` floor.
+//! linear equivalent, and a 1-instruction `RET ALLOW` floor; then Landlock's
+//! share of a spawn (ruleset preparation in the init, `restrict_self` in the
+//! last hop).
 //!
 //! Usage: `seccomp-attach [N]` (default 2000 samples per variant). Variants
 //! are interleaved round-robin so that drift (frequency, other load) hits all
@@ -8,6 +10,7 @@
 //! (`seccomp_cache_prepare` emulates the filter for every syscall number).
 
 mod attach;
+mod landlock;
 mod linear;
 
 use stockade::seccomp::{compile, sock_filter, BpfProgram, Policy};
@@ -62,6 +65,43 @@ fn main() -> std::io::Result<()> {
             pct(&s, 50.0),
             pct(&s, 90.0)
         );
+    }
+    landlock_report(n)
+}
+
+fn landlock_report(n: usize) -> std::io::Result<()> {
+    let rules = landlock::default_rules();
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let prepared = stockade::landlock::PreparedRuleset::prepare(
+        &rules,
+        stockade::landlock::IfUnsupported::Fail,
+    )
+    .map_err(std::io::Error::other)?;
+    let (mut prep, mut restrict) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for round in 0..WARMUP + n {
+        let p = landlock::prepare_ns(&rules)?;
+        let r = landlock::restrict_ns(&prepared, fds[0], fds[1])?;
+        if round >= WARMUP {
+            prep.push(p);
+            restrict.push(r);
+        }
+    }
+    let paths = rules.paths().count();
+    println!(
+        "\nlandlock, ABI {}, default rule set ({paths} paths), N={n}",
+        prepared.abi()
+    );
+    println!("{:<35} {:>9} {:>9}", "step", "p50 µs", "p90 µs");
+    for (name, mut s) in [
+        ("prepare (init, before fork)", prep),
+        ("restrict_self (last hop)", restrict),
+    ] {
+        s.sort_unstable();
+        println!("{name:<35} {:>9.1} {:>9.1}", pct(&s, 50.0), pct(&s, 90.0));
     }
     Ok(())
 }
