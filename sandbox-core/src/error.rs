@@ -209,6 +209,14 @@ pub(crate) fn remedy(layer: Layer, errno: i32) -> Option<&'static str> {
              filesystems): grant a path on such a filesystem, or run stockade as an \
              unprivileged user, whose grants need no idmapping"
         }
+        (Layer::Seccomp, Errno::EINVAL | Errno::ENOSYS) => {
+            "the kernel refused the seccomp filter; stockade needs a kernel built with \
+             CONFIG_SECCOMP=y and CONFIG_SECCOMP_FILTER=y (every distribution kernel has them)"
+        }
+        (Layer::Seccomp, Errno::EPERM) => {
+            "a security policy around this process refused self-restriction (a container's \
+             seccomp profile or an LSM); allow the seccomp(2) system call"
+        }
         _ => return None,
     })
 }
