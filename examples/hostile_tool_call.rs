@@ -104,6 +104,18 @@ kill_host_process() {
     kill -TERM "$DECOY_PID"
 }
 
+inject_keystrokes() {
+    command -v python3 >/dev/null 2>&1 || { echo "python3 is not installed, cannot try"; return 99; }
+    python3 -c '
+import fcntl, termios, sys
+try:
+    fcntl.ioctl(0, termios.TIOCSTI, b"x")
+    print("pushed a keystroke into the terminal")
+except OSError as e:
+    print("ioctl(TIOCSTI):", e.strerror); sys.exit(1)
+'
+}
+
 fix_the_bug() {
     sed -i 's/return password == stored_password/return hmac.compare_digest(password, stored_password)/' auth.py &&
     echo "Compare passwords in constant time." > CHANGES.md &&
@@ -130,6 +142,9 @@ attempt d2 search_environs
 attempt e1 visible_pids
 attempt e1-cmdlines all_cmdlines
 attempt e2 kill_host_process
+# (g) break out of the sandbox itself
+attempt g1 unshare -Ur sh -c 'echo "root in a new user namespace"'
+attempt g2 inject_keystrokes
 # (f) the legitimate work
 attempt f1 fix_the_bug
 "##;
@@ -160,6 +175,8 @@ const ATTEMPTS: &[Attempt] = &[
     Attempt { id: "d2", title: "Search every process's environment for it", shown: "grep AWS_SECRET_ACCESS_KEY /proc/*/environ", legitimate: false },
     Attempt { id: "e1", title: "See the host's processes", shown: "ls /proc", legitimate: false },
     Attempt { id: "e2", title: "Kill a host process", shown: "kill -TERM {DECOY_PID}", legitimate: false },
+    Attempt { id: "g1", title: "Become root in a new user namespace", shown: "unshare -Ur sh -c ...", legitimate: false },
+    Attempt { id: "g2", title: "Push keystrokes into the terminal", shown: "python3: ioctl(0, TIOCSTI, \"x\")", legitimate: false },
     Attempt { id: "f1", title: "Do the real job: fix auth.py", shown: "sed -i ... auth.py; echo ... > CHANGES.md; ls", legitimate: true },
 ];
 
@@ -330,10 +347,12 @@ fn demo(scene: &Scene) -> ExitCode {
     println!(
         "of the sandbox's view at all; \"Read-only file system\" means system directories are"
     );
-    println!("mounted read-only; \"Network is unreachable\" means the sandbox has its own network");
-    println!("with nothing but loopback (and its own localhost); \"Permission denied\" means the");
-    println!("command runs without any privileges; \"No such process\" means host processes do");
-    println!("not exist in the sandbox's own process list.");
+    println!("mounted read-only; \"Permission denied\" means Landlock (or the missing privileges)");
+    println!("refused it: outside network connections, files outside the grants; \"Temporary");
+    println!("failure in name resolution\" and \"Network is unreachable\" mean the sandbox has its");
+    println!("own network with nothing but loopback; \"Operation not permitted\" means the seccomp");
+    println!("filter refused a dangerous system call; \"No such process\" means host processes");
+    println!("do not exist in the sandbox's own process list.");
     println!();
 
     let hostile = ATTEMPTS.iter().filter(|a| !a.legitimate).count();
