@@ -349,8 +349,12 @@ fn demo(scene: &Scene) -> ExitCode {
     );
     println!("mounted read-only; \"Permission denied\" means Landlock (or the missing privileges)");
     println!("refused it: outside network connections, files outside the grants; \"Temporary");
-    println!("failure in name resolution\" and \"Network is unreachable\" mean the sandbox has its");
-    println!("own network with nothing but loopback; \"Operation not permitted\" means the seccomp");
+    println!(
+        "failure in name resolution\" and \"Network is unreachable\" mean the sandbox has its"
+    );
+    println!(
+        "own network with nothing but loopback; \"Operation not permitted\" means the seccomp"
+    );
     println!("filter refused a dangerous system call; \"No such process\" means host processes");
     println!("do not exist in the sandbox's own process list.");
     println!();
