@@ -14,10 +14,12 @@ mod child;
 pub mod doctor;
 mod error;
 mod fs;
-/// Landlock: filesystem, TCP and scoping rules from the mount plan (not wired in yet).
+/// Landlock: filesystem, TCP and scoping rules from the mount plan.
 pub mod landlock;
 mod launch;
 mod policy;
+/// The egress proxy: domain-allowlist policy and the HTTP/SOCKS5 front ends.
+pub mod proxy;
 mod sandbox;
 /// The seccomp-BPF syscall filter: policy table, compiler and test interpreter.
 pub mod seccomp;
