@@ -183,9 +183,10 @@ pub const ARG_CHECKED: &[(&str, i64, ArgRule)] = &[
 ];
 
 /// Every `CLONE_NEW*` flag. `CLONE_NEWTIME` (0x80) overlaps the exit-signal
-/// byte of `clone` and is only meaningful for `clone3`/`unshare`; a `clone`
-/// with that bit set asks for exit signal >= 128, which the kernel rejects
-/// anyway, so denying it costs nothing.
+/// byte of `clone` and is only meaningful for `clone3`/`unshare`: a `clone`
+/// with that bit set creates no time namespace, just a child with an odd exit
+/// signal (0x80 | sig). No tool asks for that, so denying it costs nothing and
+/// keeps the rule "no namespace flag at all" simple.
 pub const CLONE_NS_FLAGS: u32 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWCGROUP
     | libc::CLONE_NEWUTS
