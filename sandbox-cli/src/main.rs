@@ -6,6 +6,7 @@ mod report;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use clap::{Args, Parser, Subcommand};
 use stockade::{Error, PolicyFile};
@@ -196,9 +197,19 @@ fn main() -> ExitCode {
 
 fn run(args: &RunArgs) -> ExitCode {
     // The CLI is small and single-threaded: it does the helper's setup itself.
-    let outcome = build(args).and_then(|sb| sb.status_in_this_process());
+    let proxy_events = Arc::new(Mutex::new(Vec::new()));
+    let sink = proxy_events.clone();
+    let outcome = build(args).and_then(|sb| {
+        sb.on_proxy_event(move |e| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.clone());
+            }
+        })
+        .status_in_this_process()
+    });
     if let Some(path) = &args.report {
-        if let Err(e) = report::write(path, &outcome) {
+        let events = proxy_events.lock().map(|v| v.clone()).unwrap_or_default();
+        if let Err(e) = report::write(path, &outcome, &events) {
             eprintln!("stockade: cannot write report {}: {e}", path.display());
         }
     }

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use serde::Serialize;
+use stockade::proxy::ProxyEvent;
 use stockade::{Error, ExitStatus};
 
 #[derive(Serialize)]
@@ -36,6 +37,36 @@ struct Layers {
 struct Event<'a> {
     kind: &'a str,
     detail: String,
+    /// For `kind: "proxy"`: the proxy's decision in full.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proxy: Option<ProxyEvent>,
+}
+
+impl<'a> Event<'a> {
+    fn new(kind: &'a str, detail: String) -> Self {
+        Event {
+            kind,
+            detail,
+            proxy: None,
+        }
+    }
+
+    fn proxy(e: &ProxyEvent) -> Self {
+        let what = match (e.decision, &e.reason, &e.address) {
+            ("denied", Some(r), _) => format!("denied {}:{} ({r})", e.host, e.port),
+            ("allowed", _, Some(a)) => format!("allowed {}:{} via {a}", e.host, e.port),
+            ("closed", _, _) => format!(
+                "closed {}:{} ({} bytes up, {} down)",
+                e.host, e.port, e.bytes_up, e.bytes_down
+            ),
+            (d, _, _) => format!("{d} {}:{}", e.host, e.port),
+        };
+        Event {
+            kind: "proxy",
+            detail: format!("{} {what}", e.protocol),
+            proxy: Some(e.clone()),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -45,22 +76,18 @@ struct ErrorInfo {
 }
 
 /// Write the report for `outcome` to `path`.
-pub fn write(path: &Path, outcome: &Result<ExitStatus, Error>) -> std::io::Result<()> {
+pub fn write(
+    path: &Path,
+    outcome: &Result<ExitStatus, Error>,
+    proxy: &[ProxyEvent],
+) -> std::io::Result<()> {
     let r = match outcome {
         Ok(s) => {
-            let mut events = vec![Event {
-                kind: "exit",
-                detail: s.to_string(),
-            }];
+            let mut events: Vec<Event> = proxy.iter().map(Event::proxy).collect();
             if s.timed_out() {
-                events.insert(
-                    0,
-                    Event {
-                        kind: "timeout",
-                        detail: "whole tree killed".into(),
-                    },
-                );
+                events.push(Event::new("timeout", "whole tree killed".into()));
             }
+            events.push(Event::new("exit", s.to_string()));
             Report {
                 exit_code: s.exit_code(),
                 signal: s.signal(),
@@ -82,10 +109,7 @@ pub fn write(path: &Path, outcome: &Result<ExitStatus, Error>) -> std::io::Resul
             oom_killed: None,
             duration: 0.0,
             layers: None,
-            events: vec![Event {
-                kind: "setup_failed",
-                detail: e.to_string(),
-            }],
+            events: vec![Event::new("setup_failed", e.to_string())],
             error: Some(ErrorInfo {
                 layer: e.layer().to_string(),
                 message: e.to_string(),

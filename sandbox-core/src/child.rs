@@ -167,6 +167,8 @@ pub struct Output {
     pub stdout: Vec<u8>,
     /// Its standard error.
     pub stderr: Vec<u8>,
+    /// The egress proxy's decisions (`Net::Proxy`; empty otherwise).
+    pub proxy_events: Vec<crate::proxy::ProxyEvent>,
 }
 
 /// A command running in its sandbox. Dropping the handle kills the whole
@@ -185,6 +187,7 @@ pub struct Child {
     landlock_abi: u32,
     started: Instant,
     status: Option<ExitStatus>,
+    proxy: Option<crate::proxy::Served>,
 }
 
 impl Child {
@@ -200,7 +203,19 @@ impl Child {
             landlock_abi: l.landlock_abi,
             started,
             status: None,
+            proxy: None,
         }
+    }
+
+    /// Serve this sandbox's proxy listeners until it ends.
+    pub(crate) fn attach_proxy(&mut self, served: crate::proxy::Served) {
+        self.proxy = Some(served);
+    }
+
+    /// The egress proxy's decisions so far (`Net::Proxy`; empty otherwise).
+    /// Complete once [`Child::wait`] has returned.
+    pub fn proxy_events(&self) -> Vec<crate::proxy::ProxyEvent> {
+        self.proxy.as_ref().map(|p| p.events()).unwrap_or_default()
     }
 
     /// Host pid of the sandbox's init (PID 1 inside). Its death takes every
@@ -280,6 +295,7 @@ impl Child {
             status,
             stdout,
             stderr,
+            proxy_events: self.proxy_events(),
         })
     }
 
@@ -329,6 +345,10 @@ impl Child {
     /// Close the channel; reap the process that owned the sandbox now or soon
     /// (its namespace teardown need not delay the caller).
     fn finish(&mut self) {
+        // Every process of the sandbox is gone: its connections end here.
+        if let Some(p) = &self.proxy {
+            p.stop();
+        }
         self.control = None;
         if let Some(k) = self.keeper.take() {
             k.reap_soon();

@@ -73,6 +73,17 @@ pub struct Sandbox {
     require_landlock: bool,
     loopback_tcp: bool,
     landlock_withhold: Vec<PathBuf>,
+    proxy_sink: Option<ProxySink>,
+}
+
+/// The caller's proxy-event callback.
+#[derive(Clone)]
+struct ProxySink(crate::proxy::EventSink);
+
+impl std::fmt::Debug for ProxySink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProxySink(..)")
+    }
 }
 
 impl Default for Sandbox {
@@ -105,6 +116,7 @@ impl Sandbox {
             require_landlock: true,
             loopback_tcp: false,
             landlock_withhold: Vec::new(),
+            proxy_sink: None,
         }
     }
 
@@ -129,6 +141,16 @@ impl Sandbox {
     /// the fence: still no way out.
     pub fn allow_loopback_tcp(mut self, allow: bool) -> Self {
         self.loopback_tcp = allow;
+        self
+    }
+    /// Call `f` for every decision of the egress proxy (`Net::Proxy`), as it
+    /// happens, on the proxy's own thread: keep it short. The same events are
+    /// also available from [`Child::proxy_events`] and [`Output::proxy_events`].
+    pub fn on_proxy_event(
+        mut self,
+        f: impl Fn(&crate::proxy::ProxyEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.proxy_sink = Some(ProxySink(Arc::new(f)));
         self
     }
     /// Give the mounted path `dst` no Landlock rule: only stricter, never
@@ -322,17 +344,35 @@ impl Sandbox {
         for (fd, _) in &self.passes {
             stdio.push(fd.try_clone()?);
         }
-        let launched = if in_process && self.helper.is_none() && launch::single_threaded() {
+        let proxy_policy = self.proxy_policy()?;
+        let mut launched = if in_process && self.helper.is_none() && launch::single_threaded() {
             launch::launch_in_process(&plan, stdio)?
         } else {
             launch::launch(&plan, &helper::find_helper(self.helper.as_deref())?, stdio)?
         };
-        Ok(Child::new(launched, [in_host, out_host, err_host], started))
+        let listeners = std::mem::take(&mut launched.listeners);
+        let mut child = Child::new(launched, [in_host, out_host, err_host], started);
+        if let Some(policy) = proxy_policy {
+            // On failure `child` is dropped, which kills the sandbox.
+            let served =
+                crate::proxy::serve(listeners, policy, self.proxy_sink.clone().map(|s| s.0))
+                    .map_err(|e| {
+                        Error::Setup(crate::error::SetupFailure {
+                            layer: Layer::Proxy,
+                            step: "serve the proxy listeners".into(),
+                            errno: e.raw_os_error().unwrap_or(0),
+                            detail: e.to_string(),
+                        })
+                    })?;
+            child.attach_proxy(served);
+        }
+        Ok(child)
     }
 
     /// Validate the policy and compute everything the helper needs.
     pub(crate) fn plan(&self) -> Result<wire::Plan, Error> {
         self.refuse_unenforced()?;
+        self.proxy_policy()?;
         if self.argv.is_empty() || self.argv[0].is_empty() {
             return Err(Error::policy("no command given"));
         }
@@ -363,9 +403,17 @@ impl Sandbox {
                 detail: e.to_string(),
             }),
         })?;
+        let proxy = matches!(self.net, Net::Proxy(_));
         let landlock = crate::landlock::Settings {
             required: self.require_landlock,
-            tcp_connect: (!self.loopback_tcp).then(Vec::new),
+            // Only the proxy's ports (proxy mode), or nothing at all.
+            tcp_connect: (!self.loopback_tcp).then(|| {
+                if proxy {
+                    crate::proxy::listen::PORTS.to_vec()
+                } else {
+                    Vec::new()
+                }
+            }),
             withhold: self.landlock_withhold.clone(),
         };
         let plan = wire::Plan {
@@ -382,6 +430,7 @@ impl Sandbox {
             pass_fds: self.passes.iter().map(|&(_, target)| target).collect(),
             filter: filter.iter().map(crate::seccomp::pack).collect(),
             landlock,
+            proxy_listeners: proxy,
         };
         let size = serde_json::to_vec(&plan)
             .map(|b| b.len())
@@ -395,15 +444,19 @@ impl Sandbox {
         Ok(plan)
     }
 
+    /// The compiled proxy policy in proxy mode; invalid patterns are policy
+    /// errors before anything starts.
+    fn proxy_policy(&self) -> Result<Option<Arc<crate::proxy::policy::Policy>>, Error> {
+        match &self.net {
+            Net::None => Ok(None),
+            Net::Proxy(p) => crate::proxy::policy::Policy::new(p)
+                .map(|p| Some(Arc::new(p)))
+                .map_err(|e| Error::policy(e.to_string())),
+        }
+    }
+
     /// Options whose layers this version cannot enforce fail closed.
     fn refuse_unenforced(&self) -> Result<(), Error> {
-        if let Net::Proxy(_) = self.net {
-            return Err(policy::unavailable(
-                "--net proxy / --allow-domain",
-                Layer::Proxy,
-                "the egress proxy is not part of this version; nothing was run (use --net none)",
-            ));
-        }
         if !self.limits.is_empty() {
             return Err(policy::unavailable(
                 "--memory / --pids / --cpu",
@@ -425,6 +478,13 @@ impl Sandbox {
             ("LOGNAME".into(), user.into()),
             ("SHELL".into(), "/bin/sh".into()),
         ];
+        if matches!(self.net, Net::Proxy(_)) {
+            env.extend(
+                proxy_environment()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v)),
+            );
+        }
         let mut set = |k: &str, v: String| {
             env.retain(|(ek, _)| ek != k);
             env.push((k.to_string(), v));
@@ -443,6 +503,39 @@ impl Sandbox {
         }
         env
     }
+}
+
+/// What points tools at the proxy in proxy mode. Advisory only: the network
+/// namespace (loopback only) and Landlock (only the proxy's ports) are what
+/// enforce; these just make well-behaved clients work without configuration.
+fn proxy_environment() -> Vec<(&'static str, String)> {
+    use crate::proxy::listen::{HTTP_PORT, SOCKS_PORT};
+    let http = format!("http://127.0.0.1:{HTTP_PORT}");
+    let socks = format!("socks5h://127.0.0.1:{SOCKS_PORT}");
+    let no_proxy = "localhost,127.0.0.1,::1".to_string();
+    let mut env = Vec::new();
+    for (upper, lower, value) in [
+        ("HTTP_PROXY", "http_proxy", &http),
+        ("HTTPS_PROXY", "https_proxy", &http),
+        ("ALL_PROXY", "all_proxy", &socks),
+        ("NO_PROXY", "no_proxy", &no_proxy),
+    ] {
+        env.push((upper, value.clone()));
+        env.push((lower, value.clone()));
+    }
+    // npm, yarn (classic and berry), pip, and Node's built-in fetch (Node 24+).
+    for k in [
+        "npm_config_proxy",
+        "npm_config_https_proxy",
+        "YARN_HTTP_PROXY",
+        "YARN_HTTPS_PROXY",
+    ] {
+        env.push((k, http.clone()));
+    }
+    env.push(("npm_config_noproxy", no_proxy.clone()));
+    env.push(("PIP_PROXY", http.clone()));
+    env.push(("NODE_USE_ENV_PROXY", "1".into()));
+    env
 }
 
 /// `/lib` and friends are symlinks inside (merged-/usr hosts): a grant there

@@ -411,30 +411,22 @@ fn relative_cwd_is_a_policy_error_125() {
 }
 
 #[test]
-fn proxy_is_unsupported_and_fails_closed() {
+fn invalid_proxy_patterns_are_policy_errors_before_anything_runs() {
     require_root();
-    let policy = ProxyPolicy {
-        allow: vec!["example.com".into()],
-        ..ProxyPolicy::default()
-    };
-    let err = Sandbox::new()
-        .net(Net::Proxy(policy))
-        .command(["/bin/true"])
-        .output()
-        .expect_err("the proxy is not available: must fail closed");
-    assert!(
-        matches!(
-            err,
-            Error::Unsupported {
-                layer: Layer::Proxy,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert_eq!(err.layer(), Layer::Proxy);
-    assert_eq!(err.exit_code(), 125);
-    assert!(err.to_string().contains("proxy"), "{err}");
+    for (allow, needle) in [("*", "\"*\""), ("evil..example", "evil..example")] {
+        let policy = ProxyPolicy {
+            allow: vec![allow.into()],
+            ..ProxyPolicy::default()
+        };
+        let err = Sandbox::new()
+            .net(Net::Proxy(policy))
+            .command(["/bin/true"])
+            .output()
+            .expect_err("an invalid pattern must be refused");
+        assert!(matches!(err, Error::Policy(_)), "{err:?}");
+        assert_eq!(err.exit_code(), 125);
+        assert!(err.to_string().contains(needle), "{err}");
+    }
 }
 
 #[test]

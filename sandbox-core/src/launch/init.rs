@@ -98,6 +98,14 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
     let stdio = fds;
     nix::unistd::sethostname(&plan.hostname)
         .map_err(|e| fail(Layer::Namespaces, "sethostname", e))?;
+    // Listening before the command starts: its first request waits in the
+    // backlog until the host serves it.
+    let listeners = if plan.proxy_listeners {
+        crate::proxy::listen::create()
+            .map_err(|e| fail(Layer::Proxy, "create the proxy listeners on 127.0.0.1", e))?
+    } else {
+        Vec::new()
+    };
 
     let mut sources = apply::clone_sources(&plan.mounts, &host, granted.into_iter())?;
     drop(host);
@@ -181,13 +189,14 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
             )),
         });
     }
+    let listener_fds: Vec<RawFd> = listeners.iter().map(AsRawFd::as_raw_fd).collect();
     wire::send(
         control.as_fd(),
         &Report::Started {
             pid: go.init_pid,
             landlock_abi,
         },
-        &[],
+        &listener_fds,
     )
     .map_err(|e| {
         fail(
@@ -196,6 +205,8 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
             Errno::EPIPE,
         )
     })?;
+    // The host holds them now; the init has no use for them.
+    drop(listeners);
 
     let outcome = supervise::supervise(
         child,

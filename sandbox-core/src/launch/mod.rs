@@ -33,6 +33,9 @@ pub(crate) struct Launched {
     pub keeper: Keeper,
     pub init_pid: u32,
     pub landlock_abi: u32,
+    /// The proxy's listening sockets (proxy mode only), see
+    /// [`crate::proxy::listen::ORDER`].
+    pub listeners: Vec<OwnedFd>,
 }
 
 /// Start the sandbox for `plan` with a pre-warmed helper if one is ready for
@@ -169,11 +172,12 @@ fn await_start(
     what: &str,
 ) -> Result<Launched, Error> {
     match wire::recv::<Report>(host_end.as_fd(), false) {
-        Ok(Some((Report::Started { pid, landlock_abi }, _))) => Ok(Launched {
+        Ok(Some((Report::Started { pid, landlock_abi }, listeners))) => Ok(Launched {
             control: host_end,
             keeper,
             init_pid: pid as u32,
             landlock_abi,
+            listeners,
         }),
         other => {
             drop(host_end);

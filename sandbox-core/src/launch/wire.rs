@@ -85,12 +85,17 @@ pub struct Plan {
     /// The caller's Landlock choices; the rules themselves follow from the
     /// mounts.
     pub landlock: crate::landlock::Settings,
+    /// Create the egress proxy's listeners inside the network namespace and
+    /// hand them over with [`Report::Started`] (`Net::Proxy`).
+    pub proxy_listeners: bool,
 }
 
 /// Helper -> host.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Report {
-    /// The command is running; `pid` is its pid on the host.
+    /// The command is running; `pid` is its pid on the host. In proxy mode
+    /// the proxy's listening sockets travel with it
+    /// ([`crate::proxy::listen::ORDER`]).
     Started {
         /// Host pid of the command.
         pid: i32,

@@ -5,7 +5,14 @@
 //! - [`policy`]: the domain allowlist as data and its decisions (pure).
 //! - [`http`]: HTTP proxy requests (`CONNECT host:port`, absolute-form).
 //! - [`socks5`]: the SOCKS5 handshake (domain names, `socks5h`).
+//! - [`listen`]: the listening sockets, made inside the sandbox's netns.
+//! - `server`: the host side, serving those sockets on a tokio runtime.
 
 pub mod http;
+pub mod listen;
 pub mod policy;
+mod server;
 pub mod socks5;
+
+pub(crate) use server::{serve, Served};
+pub use server::{EventSink, ProxyEvent};

@@ -1,0 +1,524 @@
+//! Serving one sandbox's proxy listeners in the host process.
+//!
+//! One process-wide tokio runtime (two worker threads, started on first use)
+//! serves every sandbox; each sandbox gets a [`Served`] handle whose drop
+//! stops its listeners and cuts its connections. Per connection:
+//!
+//! 1. the front end reads the request ([`super::http`] or [`super::socks5`])
+//!    under a head timeout and size limits;
+//! 2. the policy checks the requested host and port **before any lookup**;
+//! 3. the name is resolved once (static `--resolve` entries first), every
+//!    address is checked (internal ranges, the host's own addresses), and the
+//!    proxy connects to the first address that passed: the one it checked;
+//! 4. bytes are relayed with an idle timeout; the sandbox's connections share
+//!    a small pool of I/O slots, so a sandbox that opens many connections gets
+//!    the same share of the proxy as one that opens a few.
+//!
+//! Every decision is a [`ProxyEvent`].
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+use super::listen::{Kind, ORDER};
+use super::policy::{Denial, Policy, Target};
+use super::{http, socks5};
+
+/// Time a client has to send its whole request head or SOCKS handshake.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for the name lookup.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed to connect upstream.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// A relayed connection with no bytes either way for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Concurrent connections per sandbox.
+const MAX_CONNECTIONS: usize = 256;
+/// Reads in flight at once per sandbox, across all its connections.
+const IO_SLOTS: usize = 8;
+/// Relay buffer per direction.
+const BUFFER: usize = 256 << 10;
+
+/// One proxy decision, delivered to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProxyEvent {
+    /// When the decision was made.
+    #[serde(with = "unix_seconds")]
+    pub at: SystemTime,
+    /// `http-connect`, `http` (absolute-form) or `socks5`.
+    pub protocol: &'static str,
+    /// The host as the client asked for it (empty if the request was malformed).
+    pub host: String,
+    /// The port the client asked for.
+    pub port: u16,
+    /// `allowed`, `denied` or `closed` (an allowed connection ended; see the
+    /// byte counts).
+    pub decision: &'static str,
+    /// Why it was denied (a stable kebab-case name such as `not-allowed`).
+    pub reason: Option<String>,
+    /// Human detail for a denial.
+    pub detail: Option<String>,
+    /// The address the proxy connected to.
+    pub address: Option<SocketAddr>,
+    /// Bytes from the sandbox to the upstream (for `closed`).
+    pub bytes_up: u64,
+    /// Bytes from the upstream to the sandbox (for `closed`).
+    pub bytes_down: u64,
+}
+
+mod unix_seconds {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        let secs = t
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        s.serialize_f64(secs)
+    }
+}
+
+/// Receives every event of a sandbox as it happens.
+pub type EventSink = Arc<dyn Fn(&ProxyEvent) + Send + Sync>;
+
+/// A sandbox's proxy while it is being served; dropping it stops the
+/// listeners and every connection.
+pub(crate) struct Served {
+    stop: watch::Sender<bool>,
+    events: Arc<Mutex<Vec<ProxyEvent>>>,
+    tasks: Arc<AtomicUsize>,
+}
+
+impl Served {
+    /// The events so far.
+    pub fn events(&self) -> Vec<ProxyEvent> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    /// Stop the listeners and every connection, and wait (briefly) until
+    /// their tasks have ended, so the events are complete.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        while self.tasks.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Counts a running task of one sandbox's proxy until dropped.
+struct TaskGuard(Arc<AtomicUsize>);
+
+impl TaskGuard {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        TaskGuard(count.clone())
+    }
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl std::fmt::Debug for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Served").finish_non_exhaustive()
+    }
+}
+
+fn runtime() -> io::Result<&'static tokio::runtime::Runtime> {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    if let Some(rt) = RT.get() {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .thread_name("stockade-proxy")
+        .enable_all()
+        .build()?;
+    Ok(RT.get_or_init(|| rt))
+}
+
+/// What every connection of one sandbox shares.
+struct Shared {
+    policy: Arc<Policy>,
+    own: Vec<IpAddr>,
+    connections: Semaphore,
+    io_slots: Semaphore,
+    events: Arc<Mutex<Vec<ProxyEvent>>>,
+    sink: Option<EventSink>,
+    stop: watch::Receiver<bool>,
+    tasks: Arc<AtomicUsize>,
+}
+
+impl Shared {
+    fn emit(&self, ev: ProxyEvent) {
+        if let Some(sink) = &self.sink {
+            sink(&ev);
+        }
+        if let Ok(mut v) = self.events.lock() {
+            v.push(ev);
+        }
+    }
+}
+
+/// Serve `listeners` (in [`ORDER`]) for one sandbox under `policy`.
+pub(crate) fn serve(
+    listeners: Vec<OwnedFd>,
+    policy: Arc<Policy>,
+    sink: Option<EventSink>,
+) -> io::Result<Served> {
+    if listeners.len() != ORDER.len() {
+        return Err(io::Error::other(format!(
+            "expected {} proxy listeners from the sandbox, got {}",
+            ORDER.len(),
+            listeners.len()
+        )));
+    }
+    let rt = runtime()?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let tasks = Arc::new(AtomicUsize::new(0));
+    let shared = Arc::new(Shared {
+        policy,
+        own: own_addresses(),
+        connections: Semaphore::new(MAX_CONNECTIONS),
+        io_slots: Semaphore::new(IO_SLOTS),
+        events: events.clone(),
+        sink,
+        stop: stop_rx,
+        tasks: tasks.clone(),
+    });
+    let _guard = rt.enter();
+    for (fd, kind) in listeners.into_iter().zip(ORDER) {
+        let shared = shared.clone();
+        let std_listener = std::net::TcpListener::from(fd);
+        std_listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(std_listener)?;
+        let guard = TaskGuard::new(&tasks);
+        rt.spawn(async move {
+            let _guard = guard;
+            accept_loop(listener, kind, shared).await
+        });
+    }
+    Ok(Served {
+        stop: stop_tx,
+        events,
+        tasks,
+    })
+}
+
+/// The host's own interface addresses: an allowed name resolving to one of
+/// them would reach the host's services, so they count as internal.
+fn own_addresses() -> Vec<IpAddr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    addrs
+        .filter_map(|a| a.address)
+        .filter_map(|a| {
+            if let Some(v4) = a.as_sockaddr_in() {
+                Some(IpAddr::V4(v4.ip()))
+            } else {
+                a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
+            }
+        })
+        .collect()
+}
+
+async fn accept_loop(listener: TcpListener, kind: Kind, shared: Arc<Shared>) {
+    let mut stop = shared.stop.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((conn, _)) = accepted else { continue };
+                let shared = shared.clone();
+                let guard = TaskGuard::new(&shared.tasks);
+                tokio::spawn(async move {
+                    let _guard = guard;
+                    let mut stop = shared.stop.clone();
+                    tokio::select! {
+                        _ = handle(conn, kind, &shared) => {}
+                        _ = stop.wait_for(|s| *s) => {}
+                    }
+                });
+            }
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+fn event(protocol: &'static str, host: &str, port: u16) -> ProxyEvent {
+    ProxyEvent {
+        at: SystemTime::now(),
+        protocol,
+        host: host.to_string(),
+        port,
+        decision: "denied",
+        reason: None,
+        detail: None,
+        address: None,
+        bytes_up: 0,
+        bytes_down: 0,
+    }
+}
+
+fn denied(mut ev: ProxyEvent, d: &Denial) -> ProxyEvent {
+    ev.decision = "denied";
+    ev.reason = Some(d.reason_name().to_string());
+    ev.detail = Some(d.to_string());
+    ev
+}
+
+async fn handle(mut conn: TcpStream, kind: Kind, shared: &Shared) {
+    let _ = conn.set_nodelay(true);
+    let protocol = match kind {
+        Kind::Http => "http",
+        Kind::Socks5 => "socks5",
+    };
+    let Ok(_permit) = shared.connections.try_acquire() else {
+        let ev = event(protocol, "", 0);
+        shared.emit(ProxyEvent {
+            reason: Some("too-many-connections".into()),
+            detail: Some(format!("more than {MAX_CONNECTIONS} open connections")),
+            ..ev
+        });
+        let _ = match kind {
+            Kind::Http => {
+                conn.write_all(&http::response(
+                    503,
+                    Some("too-many-connections"),
+                    "too many connections\n",
+                ))
+                .await
+            }
+            Kind::Socks5 => Ok(()),
+        };
+        return;
+    };
+    match kind {
+        Kind::Http => serve_http(conn, shared).await,
+        Kind::Socks5 => serve_socks5(conn, shared).await,
+    }
+}
+
+async fn serve_http(mut conn: TcpStream, shared: &Shared) {
+    let limits = http::Limits {
+        head_timeout: HEAD_TIMEOUT,
+        ..http::Limits::default()
+    };
+    let req = match http::read_request(&mut conn, &limits).await {
+        Ok(r) => r,
+        Err(e) => {
+            let mut ev = event("http", "", 0);
+            ev.reason = Some(e.reason_name().to_string());
+            ev.detail = Some(e.to_string());
+            shared.emit(ev);
+            if let Some(response) = e.response() {
+                let _ = conn.write_all(&response).await;
+            }
+            return;
+        }
+    };
+    let (protocol, host, port, head) = match req.kind {
+        http::RequestKind::Connect { host, port } => ("http-connect", host, port, None),
+        http::RequestKind::Forward {
+            host, port, head, ..
+        } => ("http", host, port, Some(head)),
+    };
+    let ev = event(protocol, &host, port);
+    match decide(&host, port, shared).await {
+        Ok((mut upstream, addr)) => {
+            let reply = match &head {
+                None => conn.write_all(http::CONNECT_OK).await,
+                Some(head) => upstream.write_all(head).await,
+            };
+            if reply.is_err() || upstream.write_all(&req.leftover).await.is_err() {
+                return;
+            }
+            relay(conn, upstream, addr, ev, shared).await;
+        }
+        Err(d) => {
+            let status = d.http_status();
+            let body = format!("stockade proxy: {d}\n");
+            shared.emit(denied(ev, &d));
+            let _ = conn
+                .write_all(&http::response(status, Some(d.reason_name()), &body))
+                .await;
+        }
+    }
+}
+
+async fn serve_socks5(mut conn: TcpStream, shared: &Shared) {
+    let req = match socks5::handshake(&mut conn, HEAD_TIMEOUT).await {
+        Ok(r) => r,
+        Err(e) => {
+            let mut ev = event("socks5", "", 0);
+            ev.reason = Some(e.reason_name().to_string());
+            ev.detail = Some(e.to_string());
+            shared.emit(ev);
+            if let Some(code) = e.reply_code() {
+                let _ = socks5::reply(&mut conn, code, None).await;
+            }
+            return;
+        }
+    };
+    let host = req.host.to_string();
+    let ev = event("socks5", &host, req.port);
+    match decide(&host, req.port, shared).await {
+        Ok((upstream, addr)) => {
+            let bound = upstream.local_addr().ok();
+            if socks5::reply(&mut conn, socks5::SUCCEEDED, bound)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            relay(conn, upstream, addr, ev, shared).await;
+        }
+        Err(d) => {
+            shared.emit(denied(ev, &d));
+            let _ = socks5::reply(&mut conn, d.socks5_reply(), None).await;
+        }
+    }
+}
+
+/// Policy check, one lookup, address checks, connect: the upstream stream
+/// and the address it goes to.
+async fn decide(host: &str, port: u16, shared: &Shared) -> Result<(TcpStream, SocketAddr), Denial> {
+    let target = shared.policy.check_request(host, port)?;
+    let candidates: Vec<IpAddr> = match &target {
+        Target::Ip { addr, .. } => vec![*addr],
+        Target::Name { host, .. } => match shared.policy.static_addresses(host) {
+            Some(addrs) => addrs.to_vec(),
+            None => lookup(host, port).await?,
+        },
+    };
+    let mut first_refusal = None;
+    let mut checked = Vec::new();
+    for addr in candidates {
+        match shared.policy.check_address(&target, addr, &shared.own) {
+            Ok(()) => checked.push(addr),
+            Err(d) => {
+                first_refusal.get_or_insert(d);
+            }
+        }
+    }
+    if checked.is_empty() {
+        return Err(
+            first_refusal.unwrap_or_else(|| Denial::unreachable(host, "the name has no address"))
+        );
+    }
+    let mut last_err = None;
+    for addr in checked {
+        let sa = SocketAddr::new(addr, port);
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(sa)).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                return Ok((s, sa));
+            }
+            Ok(Err(e)) => last_err = Some(e.to_string()),
+            Err(_) => last_err = Some("connect timed out".into()),
+        }
+    }
+    Err(Denial::unreachable(host, &last_err.unwrap_or_default()))
+}
+
+/// Resolve `host` once, with a deadline.
+async fn lookup(host: &str, port: u16) -> Result<Vec<IpAddr>, Denial> {
+    match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port))).await {
+        Ok(Ok(addrs)) => Ok(addrs.map(|a| a.ip()).collect()),
+        Ok(Err(e)) => Err(Denial::unreachable(host, &format!("lookup failed: {e}"))),
+        Err(_) => Err(Denial::unreachable(host, "lookup timed out")),
+    }
+}
+
+/// Relay both directions until either side closes or the connection idles
+/// out. The `closed` event with the byte counts is emitted on drop, so it is
+/// also reported when the sandbox ends and the relay is cut.
+async fn relay(
+    conn: TcpStream,
+    upstream: TcpStream,
+    addr: SocketAddr,
+    ev: ProxyEvent,
+    shared: &Shared,
+) {
+    shared.emit(ProxyEvent {
+        decision: "allowed",
+        address: Some(addr),
+        ..ev.clone()
+    });
+    let closed = Closed {
+        shared,
+        ev: ProxyEvent {
+            decision: "closed",
+            address: Some(addr),
+            ..ev
+        },
+        up: AtomicU64::new(0),
+        down: AtomicU64::new(0),
+    };
+    let (cr, cw) = conn.into_split();
+    let (ur, uw) = upstream.into_split();
+    tokio::join!(
+        pump(cr, uw, &closed.up, shared),
+        pump(ur, cw, &closed.down, shared),
+    );
+}
+
+/// The `closed` event of a relayed connection, emitted when dropped.
+struct Closed<'a> {
+    shared: &'a Shared,
+    ev: ProxyEvent,
+    up: AtomicU64,
+    down: AtomicU64,
+}
+
+impl Drop for Closed<'_> {
+    fn drop(&mut self) {
+        let mut ev = self.ev.clone();
+        ev.at = SystemTime::now();
+        ev.bytes_up = self.up.load(Ordering::Relaxed);
+        ev.bytes_down = self.down.load(Ordering::Relaxed);
+        self.shared.emit(ev);
+    }
+}
+
+/// Copy `from` to `to`, one read at a time under the sandbox's I/O slots.
+async fn pump<R, W>(mut from: R, mut to: W, count: &AtomicU64, shared: &Shared)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; BUFFER];
+    loop {
+        let n = match tokio::time::timeout(IDLE_TIMEOUT, from.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => n,
+        };
+        let Ok(_slot) = shared.io_slots.acquire().await else {
+            break;
+        };
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        count.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    let _ = to.shutdown().await;
+}
