@@ -66,9 +66,12 @@ def loop_bench():
             ("bwrap+filter", lambda: run(bwrap(True, [("ro", bindir)]) + cmd, seccomp=True)),
             ("stockade", lambda: run(stockade([("ro", bindir)]) + cmd)),
         ]
-        res = {}
-        for name, fn in variants:
-            res[name] = statistics.median(float(fn()[0]) for _ in range(REPS))
+        # Round-robin over the variants so drift and other load hit all alike.
+        samples = {name: [] for name, _ in variants}
+        for _ in range(REPS):
+            for name, fn in variants:
+                samples[name].append(float(fn()[0]))
+        res = {name: statistics.median(v) for name, v in samples.items()}
         rows.append((call, res))
     print(f"\n(b) syscall loop, {CALLS} calls, median of {REPS}: ns/call (ratio to bare)")
     print(f"{'call':10} " + " ".join(f"{n:>20}" for n in rows[0][1]))
@@ -90,14 +93,18 @@ def work_bench():
     ]
     rows = []
     for name, binds, cmd, cwd in jobs:
-        res = {}
-        for variant, argv_fn, sc in [
+        variants = [
             ("bare", lambda: cmd, False),
             ("bwrap+filter", lambda: bwrap(True, binds) + cmd, True),
             ("stockade", lambda: stockade(binds) + cmd, False),
-        ]:
+        ]
+        for _, argv_fn, sc in variants:
             run(argv_fn(), cwd=cwd, seccomp=sc)  # warm caches
-            res[variant] = statistics.median(run(argv_fn(), cwd=cwd, seccomp=sc)[1] for _ in range(REPS))
+        samples = {v: [] for v, _, _ in variants}
+        for _ in range(REPS):
+            for variant, argv_fn, sc in variants:
+                samples[variant].append(run(argv_fn(), cwd=cwd, seccomp=sc)[1])
+        res = {v: statistics.median(x) for v, x in samples.items()}
         rows.append((name, res))
     print(f"\n(c) real work, median wall of {REPS} (ms); stockade vs bwrap with the same filter")
     print(f"{'job':26} {'bare':>9} {'bwrap+filter':>13} {'stockade':>9} {'ratio':>7}")

@@ -411,9 +411,24 @@ mod tests {
     /// ruleset, then probes. Everything the child touches is prepared here.
     #[test]
     fn restricted_child_writes_only_where_granted_and_connects_only_to_allowed_ports() {
+        if let Some(kernel) = host_abi() {
+            probe_restricted_child(effective_abi(kernel));
+        }
+    }
+
+    /// Every older ABI the kernel also supports, built as if the kernel
+    /// reported it: filesystem rules always hold; TCP rules from ABI 4 and
+    /// signal scoping from ABI 6, exactly as `build` promises.
+    #[test]
+    fn each_older_abi_enforces_what_it_has() {
         let Some(kernel) = host_abi() else { return };
-        let abi = effective_abi(kernel);
-        let base = scratch("fork");
+        for abi in 1..effective_abi(kernel) {
+            probe_restricted_child(abi);
+        }
+    }
+
+    fn probe_restricted_child(abi: u32) {
+        let base = scratch(&format!("fork-abi{abi}"));
         let granted = base.join("granted");
         let denied = base.join("denied");
         std::fs::create_dir(&granted).unwrap();
@@ -436,7 +451,8 @@ mod tests {
             tcp_connect: vec![allowed_port],
             ..Rules::default()
         };
-        let prepared = PreparedRuleset::prepare(&rules, IfUnsupported::Fail).unwrap();
+        let prepared = PreparedRuleset::build(&rules, &[], Ok(abi), IfUnsupported::Fail).unwrap();
+        assert_eq!(prepared.abi(), abi);
         let (allowed_sa, other_sa, any_sa) =
             (sockaddr(allowed_port), sockaddr(other_port), sockaddr(0));
         let mut pipe = [0 as RawFd; 2];
