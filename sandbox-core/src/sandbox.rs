@@ -121,6 +121,20 @@ impl Sandbox {
     }
 
     /// Network policy (default [`Net::None`]: loopback only).
+    ///
+    /// [`Net::Proxy`] opens the egress proxy, with two front doors that are
+    /// always both on: the explicit proxy (`127.0.0.1:3128` HTTP,
+    /// `127.0.0.1:1080` SOCKS5, named by the proxy environment variables), and
+    /// transparent mode for clients that ignore those variables: the
+    /// sandbox's DNS (`127.0.0.1:53`) answers allowed names with stand-in
+    /// addresses from `198.18.0.0/15`, and connections to them on ports 80
+    /// and 443 are captured and proxied under the same policy (see
+    /// [`crate::proxy::dns`]). Landlock then allows TCP connect to exactly
+    /// those four ports; the namespace still has only `lo`. The proxy's
+    /// sockets occupy their ports inside (TCP 3128 and 1080 and UDP 53 on
+    /// `127.0.0.1`, TCP 80 and 443 on every local address), so a
+    /// command's own server (with [`Sandbox::allow_loopback_tcp`]) must use
+    /// other ports.
     pub fn net(mut self, net: Net) -> Self {
         self.net = net;
         self
@@ -406,7 +420,8 @@ impl Sandbox {
         let proxy = matches!(self.net, Net::Proxy(_));
         let landlock = crate::landlock::Settings {
             required: self.require_landlock,
-            // Only the proxy's ports (proxy mode), or nothing at all.
+            // Only the proxy's ports, explicit and captured (proxy mode), or
+            // nothing at all.
             tcp_connect: (!self.loopback_tcp).then(|| {
                 if proxy {
                     crate::proxy::listen::PORTS.to_vec()

@@ -99,10 +99,18 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
     nix::unistd::sethostname(&plan.hostname)
         .map_err(|e| fail(Layer::Namespaces, "sethostname", e))?;
     // Listening before the command starts: its first request waits in the
-    // backlog until the host serves it.
+    // backlog until the host serves it. Both need the capabilities the init
+    // still holds over the namespace (CAP_NET_ADMIN for the address,
+    // CAP_NET_BIND_SERVICE for ports 53, 80 and 443).
     let listeners = if plan.proxy_listeners {
-        crate::proxy::listen::create()
-            .map_err(|e| fail(Layer::Proxy, "create the proxy listeners on 127.0.0.1", e))?
+        crate::proxy::listen::add_fake_pool().map_err(|e| {
+            fail(
+                Layer::Network,
+                "make the proxy's fake address pool 198.18.0.0/15 local on lo (netlink RTM_NEWADDR)",
+                e,
+            )
+        })?;
+        crate::proxy::listen::create().map_err(|e| fail(Layer::Proxy, e.step, e.errno))?
     } else {
         Vec::new()
     };

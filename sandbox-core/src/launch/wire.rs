@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::SetupFailure;
 use crate::fs::plan::MountOp;
 
-/// Bumped whenever [`Plan`] or the messages change shape.
-pub const PROTOCOL: u32 = 3;
+/// Bumped whenever [`Plan`] or the messages change shape (4: five proxy
+/// sockets travel with [`Report::Started`]).
+pub const PROTOCOL: u32 = 4;
 /// The crate version, so a mismatched helper can say which versions met.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Largest message we accept.
@@ -85,8 +86,9 @@ pub struct Plan {
     /// The caller's Landlock choices; the rules themselves follow from the
     /// mounts.
     pub landlock: crate::landlock::Settings,
-    /// Create the egress proxy's listeners inside the network namespace and
-    /// hand them over with [`Report::Started`] (`Net::Proxy`).
+    /// Make the fake address pool local on `lo`, create the egress proxy's
+    /// sockets inside the network namespace and hand them over with
+    /// [`Report::Started`] (`Net::Proxy`).
     pub proxy_listeners: bool,
 }
 

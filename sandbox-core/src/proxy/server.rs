@@ -5,7 +5,9 @@
 //! stops its listeners and cuts its connections. Per connection:
 //!
 //! 1. the front end reads the request ([`super::http`] or [`super::socks5`])
-//!    under a head timeout and size limits;
+//!    under a head timeout and size limits; a captured connection
+//!    ([`super::transparent`]) names its destination by the fake address it
+//!    went to, which the sandbox's DNS ([`super::dns`]) handed out;
 //! 2. the policy checks the requested host and port **before any lookup**;
 //! 3. the name is resolved once (static `--resolve` entries first), every
 //!    address is checked (internal ranges, the host's own addresses), and the
@@ -14,7 +16,8 @@
 //!    a small pool of I/O slots, so a sandbox that opens many connections gets
 //!    the same share of the proxy as one that opens a few.
 //!
-//! Every decision is a [`ProxyEvent`].
+//! Every decision is a [`ProxyEvent`]. [`decide`] and [`relay`] are the one
+//! path every front end goes through.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -27,9 +30,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
+use super::dns::Pool;
 use super::listen::{Kind, ORDER};
 use super::policy::{Denial, Policy, Target};
-use super::{http, socks5};
+use super::{dns, http, socks5, transparent};
 
 /// Time a client has to send its whole request head or SOCKS handshake.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,18 +56,24 @@ pub struct ProxyEvent {
     /// When the decision was made.
     #[serde(with = "unix_seconds")]
     pub at: SystemTime,
-    /// `http-connect`, `http` (absolute-form) or `socks5`.
+    /// `http-connect`, `http` (absolute-form), `socks5`, `dns` (a query to
+    /// the sandbox's DNS server) or `transparent` (a connection captured on
+    /// port 80 or 443).
     pub protocol: &'static str,
-    /// The host as the client asked for it (empty if the request was malformed).
+    /// The host as the client asked for it (empty if the request was
+    /// malformed; for `transparent`, the name the fake address stands for, or
+    /// the address itself if it stands for none).
     pub host: String,
-    /// The port the client asked for.
+    /// The port the client asked for (0 for `dns`).
     pub port: u16,
     /// `allowed`, `denied` or `closed` (an allowed connection ended; see the
-    /// byte counts).
+    /// byte counts). For `dns`: `allowed` (the name was answered) or
+    /// `denied` (NXDOMAIN, or a refused or malformed query).
     pub decision: &'static str,
     /// Why it was denied (a stable kebab-case name such as `not-allowed`).
     pub reason: Option<String>,
-    /// Human detail for a denial.
+    /// Human detail: for a denial, why; for an allowed `dns` query, the
+    /// answer (`A 198.18.0.2`).
     pub detail: Option<String>,
     /// The address the proxy connected to.
     pub address: Option<SocketAddr>,
@@ -156,19 +166,21 @@ fn runtime() -> io::Result<&'static tokio::runtime::Runtime> {
 }
 
 /// What every connection of one sandbox shares.
-struct Shared {
-    policy: Arc<Policy>,
+pub(super) struct Shared {
+    pub(super) policy: Arc<Policy>,
+    /// The sandbox's fake addresses and the names they stand for.
+    pub(super) pool: Pool,
     own: Vec<IpAddr>,
     connections: Semaphore,
     io_slots: Semaphore,
     events: Arc<Mutex<Vec<ProxyEvent>>>,
     sink: Option<EventSink>,
-    stop: watch::Receiver<bool>,
+    pub(super) stop: watch::Receiver<bool>,
     tasks: Arc<AtomicUsize>,
 }
 
 impl Shared {
-    fn emit(&self, ev: ProxyEvent) {
+    pub(super) fn emit(&self, ev: ProxyEvent) {
         if let Some(sink) = &self.sink {
             sink(&ev);
         }
@@ -197,6 +209,7 @@ pub(crate) fn serve(
     let tasks = Arc::new(AtomicUsize::new(0));
     let shared = Arc::new(Shared {
         policy,
+        pool: Pool::new(dns::MAX_NAMES),
         own: own_addresses(),
         connections: Semaphore::new(MAX_CONNECTIONS),
         io_slots: Semaphore::new(IO_SLOTS),
@@ -208,6 +221,17 @@ pub(crate) fn serve(
     let _guard = rt.enter();
     for (fd, kind) in listeners.into_iter().zip(ORDER) {
         let shared = shared.clone();
+        if kind == Kind::Dns {
+            let std_socket = std::net::UdpSocket::from(fd);
+            std_socket.set_nonblocking(true)?;
+            let socket = tokio::net::UdpSocket::from_std(std_socket)?;
+            let guard = TaskGuard::new(&tasks);
+            rt.spawn(async move {
+                let _guard = guard;
+                dns::serve(socket, shared).await
+            });
+            continue;
+        }
         let std_listener = std::net::TcpListener::from(fd);
         std_listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(std_listener)?;
@@ -264,7 +288,8 @@ async fn accept_loop(listener: TcpListener, kind: Kind, shared: Arc<Shared>) {
     }
 }
 
-fn event(protocol: &'static str, host: &str, port: u16) -> ProxyEvent {
+/// A `denied` event for `host:port`, to be filled in.
+pub(super) fn event(protocol: &'static str, host: &str, port: u16) -> ProxyEvent {
     ProxyEvent {
         at: SystemTime::now(),
         protocol,
@@ -279,7 +304,7 @@ fn event(protocol: &'static str, host: &str, port: u16) -> ProxyEvent {
     }
 }
 
-fn denied(mut ev: ProxyEvent, d: &Denial) -> ProxyEvent {
+pub(super) fn denied(mut ev: ProxyEvent, d: &Denial) -> ProxyEvent {
     ev.decision = "denied";
     ev.reason = Some(d.reason_name().to_string());
     ev.detail = Some(d.to_string());
@@ -291,6 +316,8 @@ async fn handle(mut conn: TcpStream, kind: Kind, shared: &Shared) {
     let protocol = match kind {
         Kind::Http => "http",
         Kind::Socks5 => "socks5",
+        Kind::Captured(_) => "transparent",
+        Kind::Dns => return,
     };
     let Ok(_permit) = shared.connections.try_acquire() else {
         let ev = event(protocol, "", 0);
@@ -308,13 +335,15 @@ async fn handle(mut conn: TcpStream, kind: Kind, shared: &Shared) {
                 ))
                 .await
             }
-            Kind::Socks5 => Ok(()),
+            Kind::Socks5 | Kind::Captured(_) | Kind::Dns => Ok(()),
         };
         return;
     };
     match kind {
         Kind::Http => serve_http(conn, shared).await,
         Kind::Socks5 => serve_socks5(conn, shared).await,
+        Kind::Captured(_) => transparent::serve(conn, shared).await,
+        Kind::Dns => {}
     }
 }
 
@@ -401,7 +430,11 @@ async fn serve_socks5(mut conn: TcpStream, shared: &Shared) {
 
 /// Policy check, one lookup, address checks, connect: the upstream stream
 /// and the address it goes to.
-async fn decide(host: &str, port: u16, shared: &Shared) -> Result<(TcpStream, SocketAddr), Denial> {
+pub(super) async fn decide(
+    host: &str,
+    port: u16,
+    shared: &Shared,
+) -> Result<(TcpStream, SocketAddr), Denial> {
     let target = shared.policy.check_request(host, port)?;
     let candidates: Vec<IpAddr> = match &target {
         Target::Ip { addr, .. } => vec![*addr],
@@ -452,7 +485,7 @@ async fn lookup(host: &str, port: u16) -> Result<Vec<IpAddr>, Denial> {
 /// Relay both directions until either side closes or the connection idles
 /// out. The `closed` event with the byte counts is emitted on drop, so it is
 /// also reported when the sandbox ends and the relay is cut.
-async fn relay(
+pub(super) async fn relay(
     conn: TcpStream,
     upstream: TcpStream,
     addr: SocketAddr,

@@ -9,6 +9,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use libc::{c_char, c_int, c_long, c_uint, c_ulong, pid_t};
 use nix::errno::Errno;
 
+pub mod netlink;
+
 pub use libc::{
     MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, OPEN_TREE_CLOEXEC,
     OPEN_TREE_CLONE,
