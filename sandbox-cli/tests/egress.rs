@@ -781,12 +781,11 @@ fn denials(caller: Caller) {
 /// in. The upstreams and the UDP recorder on the host saw nothing but the
 /// positive controls.
 ///
-/// These errnos pin the explicit-proxy design (DESIGN.md, Network): Landlock
-/// allows TCP connect to 3128 and 1080 only, and nothing answers DNS inside.
-/// The transparent mode being built separately changes exactly the probes
-/// marked `TRANSPARENT:` (it opens TCP 80/443 in Landlock, so a connect to
-/// an outside address on 443 becomes the namespace's ENETUNREACH, and it
-/// answers DNS on the sandbox's 127.0.0.1:53); update them with it.
+/// These errnos pin the design (DESIGN.md, Network): Landlock allows TCP
+/// connect to the proxy's ports only (3128, 1080, and 80/443 for the
+/// transparent mode, so a connect to an outside address on 443 is the
+/// namespace's ENETUNREACH), and the sandbox's own DNS on 127.0.0.1:53
+/// answers only allowed names (NXDOMAIN for the rest, without a real lookup).
 fn bypasses(caller: Caller) {
     let up = hello_upstream();
     let raw = Upstream::raw();
@@ -821,17 +820,17 @@ fn bypasses(caller: Caller) {
         .probe("tcp_host_recorder", &py(&["tcp", "127.0.0.1", &qs]))
         .probe("tcp_dns_server", &py(&["tcp", "8.8.8.8", "53"]))
         .probe("udp_dns_server", &py(&["udp", "8.8.8.8", "53"]))
-        // TRANSPARENT: port 443.
+        // Port 443 is a transparent-mode port for Landlock: no route, though.
         .probe("tcp6_public", &py(&["tcp6", "2001:4860:4860::8888", "443"]))
         .probe("tcp6_public_ssh", &py(&["tcp6", "2001:4860:4860::8888", "22"]))
         .probe("udp6_public", &py(&["udp6", "2001:4860:4860::8888", "443"]))
         .probe("udp_quic", &py(&["udp", "1.1.1.1", "443"]))
         .probe("dns_query_public", &py(&["dns", "8.8.8.8", "53"]))
-        // TRANSPARENT: the sandbox's own DNS.
+        // The sandbox's own DNS (transparent mode) answers, with NXDOMAIN.
         .probe("dns_query_resolv_conf", &py(&["dns", "127.0.0.1", "53"]))
         .probe("dns_query_host_recorder", &py(&["dns", "127.0.0.1", &us]))
         .probe("udp_host_recorder", &py(&["udp", "127.0.0.1", &us]))
-        // TRANSPARENT: the sandbox's own DNS.
+        // Refused by the sandbox's own DNS: not an allowed name.
         .probe(
             "getaddrinfo",
             "python3 -c 'import socket; socket.getaddrinfo(\"example.com\", 80)'",
@@ -884,27 +883,33 @@ fn bypasses(caller: Caller) {
         pr.ok("tcp_host_recorder", lo_refusal);
         pr.ok("tcp_dns_server", out_refusal);
         pr.ok("udp_dns_server", "ENETUNREACH");
-        pr.ok("tcp6_public", out_refusal);
+        pr.ok("tcp6_public", "ENETUNREACH");
         pr.ok("tcp6_public_ssh", out_refusal);
         pr.ok("udp6_public", "ENETUNREACH");
         pr.ok("udp_quic", "ENETUNREACH");
         pr.ok("dns_query_public", "ENETUNREACH");
-        // The sandbox's resolv.conf names its own 127.0.0.1, where nothing
-        // listens; the host's recorder on "127.0.0.1" is another loopback.
-        pr.ok("dns_query_resolv_conf", "ECONNREFUSED");
+        // The sandbox's resolv.conf names its own 127.0.0.1, where the
+        // transparent mode's DNS answers (NXDOMAIN for example.com); the
+        // host's recorder on "127.0.0.1" is another loopback.
+        pr.ok("dns_query_resolv_conf", "ok");
         pr.ok("dns_query_host_recorder", "ECONNREFUSED");
         pr.ok("udp_host_recorder", "ok");
-        assert_rc_contains(
-            &pr,
-            "getaddrinfo",
-            1,
-            "Temporary failure in name resolution",
-        );
+        assert_rc_contains(&pr, "getaddrinfo", 1, "Name or service not known");
         pr.ok("tcp_proxy_port_elsewhere", "ENETUNREACH");
         pr.ok("tcp6_proxy_port_elsewhere", "ENETUNREACH");
 
-        // Only the control went through the proxy.
+        // Only the control went through the proxy; the DNS refused every
+        // name it was asked for (example.com is not allowed; allowed.test
+        // is allowed only on the upstream's port, not 80/443).
         let events = proxy_events(&report);
+        let (dns, events): (Vec<_>, Vec<_>) =
+            events.into_iter().partition(|e| e["protocol"] == "dns");
+        assert!(
+            dns.iter()
+                .any(|e| e["host"] == "example.com" && e["decision"] == "denied"),
+            "{dns:#?}"
+        );
+        assert!(dns.iter().all(|e| e["decision"] == "denied"), "{dns:#?}");
         let summary: Vec<(String, String)> = events
             .iter()
             .map(|e| {
