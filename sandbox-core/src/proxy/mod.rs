@@ -32,6 +32,7 @@ pub mod listen;
 pub mod policy;
 mod server;
 pub mod socks5;
+mod splice;
 mod transparent;
 
 pub(crate) use server::{serve, Served};

@@ -26,14 +26,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
 use super::dns::Pool;
 use super::listen::{Kind, ORDER};
 use super::policy::{Denial, Policy, Target};
-use super::{dns, http, socks5, transparent};
+use super::{dns, http, socks5, splice, transparent};
 
 /// Time a client has to send its whole request head or SOCKS handshake.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,8 +47,6 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const MAX_CONNECTIONS: usize = 256;
 /// Reads in flight at once per sandbox, across all its connections.
 const IO_SLOTS: usize = 8;
-/// Relay buffer per direction.
-const BUFFER: usize = 256 << 10;
 
 /// One proxy decision, delivered to the caller.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -507,11 +505,10 @@ pub(super) async fn relay(
         up: AtomicU64::new(0),
         down: AtomicU64::new(0),
     };
-    let (cr, cw) = conn.into_split();
-    let (ur, uw) = upstream.into_split();
+    let slots = &shared.io_slots;
     tokio::join!(
-        pump(cr, uw, &closed.up, shared),
-        pump(ur, cw, &closed.down, shared),
+        splice::pump(&conn, &upstream, &closed.up, slots, IDLE_TIMEOUT),
+        splice::pump(&upstream, &conn, &closed.down, slots, IDLE_TIMEOUT),
     );
 }
 
@@ -531,27 +528,4 @@ impl Drop for Closed<'_> {
         ev.bytes_down = self.down.load(Ordering::Relaxed);
         self.shared.emit(ev);
     }
-}
-
-/// Copy `from` to `to`, one read at a time under the sandbox's I/O slots.
-async fn pump<R, W>(mut from: R, mut to: W, count: &AtomicU64, shared: &Shared)
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = vec![0u8; BUFFER];
-    loop {
-        let n = match tokio::time::timeout(IDLE_TIMEOUT, from.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
-            Ok(Ok(n)) => n,
-        };
-        let Ok(_slot) = shared.io_slots.acquire().await else {
-            break;
-        };
-        if to.write_all(&buf[..n]).await.is_err() {
-            break;
-        }
-        count.fetch_add(n as u64, Ordering::Relaxed);
-    }
-    let _ = to.shutdown().await;
 }
