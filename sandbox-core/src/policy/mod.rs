@@ -294,7 +294,10 @@ pub enum Net {
     /// A network namespace with only loopback (the default).
     #[default]
     None,
-    /// Egress through the host-side domain-allowlist proxy (not available yet).
+    /// Egress only through the host-side domain-allowlist proxy: the explicit
+    /// HTTP (`127.0.0.1:3128`) and SOCKS5 (`127.0.0.1:1080`) front ends, and
+    /// the transparent mode (the sandbox's DNS answers allowed names with
+    /// stand-in addresses; connections to them on 80/443 are proxied).
     Proxy(ProxyPolicy),
 }
 
