@@ -345,6 +345,15 @@ async fn handle(mut conn: TcpStream, kind: Kind, shared: &Shared) {
     }
 }
 
+/// The event for a request that could not be read (nothing was decided).
+fn malformed(protocol: &'static str, reason: &str, e: &dyn std::fmt::Display) -> ProxyEvent {
+    ProxyEvent {
+        reason: Some(reason.to_string()),
+        detail: Some(e.to_string()),
+        ..event(protocol, "", 0)
+    }
+}
+
 async fn serve_http(mut conn: TcpStream, shared: &Shared) {
     let limits = http::Limits {
         head_timeout: HEAD_TIMEOUT,
@@ -353,10 +362,7 @@ async fn serve_http(mut conn: TcpStream, shared: &Shared) {
     let req = match http::read_request(&mut conn, &limits).await {
         Ok(r) => r,
         Err(e) => {
-            let mut ev = event("http", "", 0);
-            ev.reason = Some(e.reason_name().to_string());
-            ev.detail = Some(e.to_string());
-            shared.emit(ev);
+            shared.emit(malformed("http", e.reason_name(), &e));
             if let Some(response) = e.response() {
                 let _ = conn.write_all(&response).await;
             }
@@ -396,10 +402,7 @@ async fn serve_socks5(mut conn: TcpStream, shared: &Shared) {
     let req = match socks5::handshake(&mut conn, HEAD_TIMEOUT).await {
         Ok(r) => r,
         Err(e) => {
-            let mut ev = event("socks5", "", 0);
-            ev.reason = Some(e.reason_name().to_string());
-            ev.detail = Some(e.to_string());
-            shared.emit(ev);
+            shared.emit(malformed("socks5", e.reason_name(), &e));
             if let Some(code) = e.reply_code() {
                 let _ = socks5::reply(&mut conn, code, None).await;
             }
