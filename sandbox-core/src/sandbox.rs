@@ -385,9 +385,15 @@ impl Sandbox {
 
     /// Validate the policy and compute everything the helper needs.
     pub(crate) fn plan(&self) -> Result<wire::Plan, Error> {
+        self.plan_for(false)
+    }
+
+    /// [`Sandbox::plan`], or for a session (no command; see
+    /// [`wire::Plan::session`]).
+    pub(crate) fn plan_for(&self, session: bool) -> Result<wire::Plan, Error> {
         self.refuse_unenforced()?;
         self.proxy_policy()?;
-        if self.argv.is_empty() || self.argv[0].is_empty() {
+        if !session && (self.argv.is_empty() || self.argv[0].is_empty()) {
             return Err(Error::policy("no command given"));
         }
         let fs = self.fs.clone().validated()?;
@@ -446,6 +452,7 @@ impl Sandbox {
             filter: filter.iter().map(crate::seccomp::pack).collect(),
             landlock,
             proxy_listeners: proxy,
+            session,
         };
         let size = serde_json::to_vec(&plan)
             .map(|b| b.len())

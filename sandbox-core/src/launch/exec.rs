@@ -92,8 +92,10 @@ pub const HIGH_FD: RawFd = 256;
 /// Size of one `(step, errno)` record.
 pub const RECORD: usize = 8;
 
-/// Everything the command's process needs, ready before `fork`.
-pub struct PreparedExec {
+/// Everything the command's process needs, ready before `fork`. The rings
+/// are borrowed: a session's zygote prepares them once and lends them to
+/// every command.
+pub struct PreparedExec<'r> {
     path: CString,
     cwd: CString,
     // The pointer arrays point into these; they must live as long as `self`.
@@ -113,20 +115,21 @@ pub struct PreparedExec {
     /// Expected parent pid (the init is PID 1 of its namespace).
     parent: libc::pid_t,
     /// The Landlock ruleset to enforce (already built by the init).
-    landlock: PreparedRuleset,
+    landlock: &'r PreparedRuleset,
     /// The seccomp program, attached last.
-    filter: Vec<libc::sock_filter>,
+    filter: &'r [libc::sock_filter],
 }
 
 /// The access and syscall rings the last hop enforces, prepared by the init.
-pub struct Rings {
+#[derive(Clone, Copy)]
+pub struct Rings<'r> {
     /// Built Landlock ruleset; its descriptor must sit at or above [`HIGH_FD`].
-    pub landlock: PreparedRuleset,
+    pub landlock: &'r PreparedRuleset,
     /// Compiled seccomp program (non-empty).
-    pub filter: Vec<libc::sock_filter>,
+    pub filter: &'r [libc::sock_filter],
 }
 
-impl PreparedExec {
+impl<'r> PreparedExec<'r> {
     /// Build the plan. Strings with interior NUL bytes are rejected by the caller.
     /// `report_fd` and every pass-through source must be at or above
     /// [`HIGH_FD`]; targets must be in `3..HIGH_FD` (checked by the policy).
@@ -140,7 +143,7 @@ impl PreparedExec {
         passes: Vec<(RawFd, RawFd)>,
         report_fd: RawFd,
         parent: libc::pid_t,
-        rings: Rings,
+        rings: Rings<'r>,
     ) -> Self {
         let mut keep: Vec<RawFd> = vec![0, 1, 2, report_fd];
         // The ruleset descriptor is CLOEXEC: it lives until `execve`.
@@ -215,7 +218,7 @@ impl PreparedExec {
         self.landlock.restrict_raw().map_err(at(Step::Landlock))?;
         // Last: from here on only `execve` (or the failure record's `write`
         // and `exit_group`) run, all on the allowlist.
-        sys::seccomp_set_filter(&self.filter).map_err(at(Step::Seccomp))?;
+        sys::seccomp_set_filter(self.filter).map_err(at(Step::Seccomp))?;
         Ok(())
     }
 }

@@ -1,43 +1,37 @@
 //! The sandbox init: PID 1 of the new pid namespace. Builds the root, drops its
 //! own privileges, forks the command through the allocation-free last hop, then
-//! supervises until the whole tree is gone.
+//! supervises until the whole tree is gone. For a session it builds the same
+//! sandbox without a command and becomes the zygote (see `zygote`).
 
-use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::unistd::{pipe2, ForkResult, Gid, Uid};
+use nix::unistd::{Gid, Uid};
 
-use super::exec::{PreparedExec, Rings, Step, RECORD};
+use super::exec::Rings;
+use super::fork::{self, fail};
 use super::outer::{Go, Mapped, INIT_REPORTED};
-use super::wire::{self, Identity, Plan, Report};
+use super::wire::{self, Identity, Report};
+use super::{rings, zygote};
 use crate::error::{Layer, SetupFailure};
 use crate::fs::apply;
-use crate::landlock::{IfUnsupported, LandlockError, PreparedRuleset, Rules};
 use crate::supervise;
 use crate::sys;
 
-fn fail(layer: Layer, step: impl Into<String>, errno: Errno) -> SetupFailure {
-    SetupFailure {
-        layer,
-        step: step.into(),
-        errno: errno as i32,
-        detail: String::new(),
-    }
-}
-
-/// Run the init. Never returns; always sends exactly one final report.
+/// Run the init. Never returns; always sends exactly one final report,
+/// except for a session, whose end is the host closing the channel.
 pub fn run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> ! {
     let report = match build_and_run(id, control, sync) {
         Ok(r) => r,
-        Err(f) => Report::Failed(f),
+        Err(f) => Some(Report::Failed(f)),
     };
-    let _ = wire::send(control.as_fd(), &report, &[]);
+    if let Some(report) = report {
+        let _ = wire::send(control.as_fd(), &report, &[]);
+    }
     sys::exit_now(INIT_REPORTED)
 }
 
@@ -50,7 +44,11 @@ fn from_outer<T: for<'de> serde::Deserialize<'de>>(sync: &OwnedFd) -> (T, Vec<Ow
     }
 }
 
-fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Report, SetupFailure> {
+fn build_and_run(
+    id: &Identity,
+    control: &OwnedFd,
+    sync: OwnedFd,
+) -> Result<Option<Report>, SetupFailure> {
     sys::set_process_title(c"stockade-init");
     // Only our own channels may stay open: whatever else the process that
     // cloned us held (a caller's descriptors, the host's end of `control`)
@@ -128,15 +126,28 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
 
     // The access and syscall rings, built now (paths inside the new root) so
     // the last hop only has to enforce them.
-    let landlock = prepare_landlock(&mapped.base, plan, &stdio, &passed)?;
-    let filter = unpack_filter(&plan.filter)?;
+    let rules = rings::landlock_rules(&mapped.base, plan);
+    // A session's commands bring their own stdio later: its shared ruleset
+    // covers the plan alone (see `zygote`).
+    let inherited: Vec<_> = if plan.session {
+        Vec::new()
+    } else {
+        stdio.iter().chain(&passed).map(AsFd::as_fd).collect()
+    };
+    let landlock = rings::landlock_ruleset(&rules, plan.landlock.required, &inherited)?;
+    drop(inherited);
+    let filter = rings::unpack_filter(&plan.filter)?;
 
-    let program = match resolve_program(&plan.argv[0], plan) {
-        Ok(p) => p,
-        Err(errno) => {
-            return Ok(Report::ExecFailed {
-                errno: errno as i32,
-            })
+    let program = if plan.session {
+        PathBuf::new()
+    } else {
+        match fork::resolve_program(&plan.argv[0], &plan.env) {
+            Ok(p) => p,
+            Err(errno) => {
+                return Ok(Some(Report::ExecFailed {
+                    errno: errno as i32,
+                }))
+            }
         }
     };
     drop_privileges()?;
@@ -147,61 +158,68 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
         .map_err(|e| fail(Layer::Supervisor, "block SIGCHLD", e))?;
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| fail(Layer::Supervisor, "signalfd", e))?;
-
-    let (report_rd, report_wr) =
-        pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(Layer::Supervisor, "pipe", e))?;
-    // Sources above every possible target, so the last hop's dup2s cannot
-    // clobber them (see `exec::HIGH_FD`).
-    let report_wr = move_high(report_wr)?;
-    let passed = passed
-        .into_iter()
-        .map(move_high)
-        .collect::<Result<Vec<_>, _>>()?;
-    let passes = passed
-        .iter()
-        .zip(&plan.pass_fds)
-        .map(|(src, &target)| (src.as_raw_fd(), target))
-        .collect();
     let landlock_abi = landlock.abi();
-    let rings = Rings {
-        landlock: landlock.map_fd(move_high)?,
-        filter,
-    };
-    let exec = prepare_exec(plan, program, &stdio, passes, report_wr.as_raw_fd(), rings)?;
-    // SAFETY: the init is single-threaded; the child only runs `apply_raw`,
-    // which performs raw syscalls from the prepared plan and never allocates.
-    let child = match unsafe { nix::unistd::fork() } {
-        Ok(ForkResult::Child) => exec.apply_raw(),
-        Ok(ForkResult::Parent { child }) => child,
-        Err(e) => return Err(fail(Layer::Supervisor, "fork the command", e)),
-    };
-    drop(report_wr);
-    drop(stdio);
-    drop(passed);
+    let landlock = landlock.map_fd(fork::move_high)?;
 
-    if let Some((step, errno)) = read_exec_result(&report_rd) {
-        let _ = nix::sys::wait::waitpid(child, None);
-        return Ok(match step {
-            Step::Exec => Report::ExecFailed {
-                errno: errno as i32,
-            },
-            _ => Report::Failed(fail(
-                match step {
-                    Step::Capabilities | Step::NoNewPrivs => Layer::Privileges,
-                    Step::Landlock => Layer::Landlock,
-                    Step::Seccomp => Layer::Seccomp,
-                    _ => Layer::Exec,
-                },
-                step.name(),
-                errno,
-            )),
-        });
+    if plan.session {
+        drop((stdio, passed));
+        report_started(control, go.init_pid, landlock_abi, listeners)?;
+        let zygote = zygote::Zygote::new(rules, plan.landlock.required, landlock, filter);
+        zygote.serve(control.as_fd(), &sigfd);
+        return Ok(None);
     }
+
+    let stdio: [OwnedFd; 3] = stdio
+        .try_into()
+        .map_err(|_| fail(Layer::Helper, "receive the command's stdio", Errno::EBADF))?;
+    let cmd = fork::CommandSpec {
+        argv: &plan.argv,
+        env: &plan.env,
+        cwd: &plan.cwd,
+    };
+    let rings = Rings {
+        landlock: &landlock,
+        filter: &filter,
+    };
+    let child = match fork::fork_command(&cmd, &program, &stdio, passed, &plan.pass_fds, rings) {
+        Ok(child) => child,
+        Err(fork::Failure::Exec(errno)) => {
+            return Ok(Some(Report::ExecFailed {
+                errno: errno as i32,
+            }))
+        }
+        Err(fork::Failure::Setup(f)) => return Ok(Some(Report::Failed(f))),
+    };
+    drop(stdio);
+    report_started(control, go.init_pid, landlock_abi, listeners)?;
+
+    let outcome = supervise::supervise(
+        child,
+        control.as_fd(),
+        &sigfd,
+        plan.timeout_ms.map(Duration::from_millis),
+        Duration::from_millis(plan.grace_ms),
+    );
+    Ok(Some(Report::Exited {
+        code: outcome.code,
+        signal: outcome.signal,
+        timed_out: outcome.timed_out,
+    }))
+}
+
+/// Tell the host the sandbox is up; in proxy mode its listeners go along
+/// (the init has no use for them afterwards).
+fn report_started(
+    control: &OwnedFd,
+    init_pid: i32,
+    landlock_abi: u32,
+    listeners: Vec<OwnedFd>,
+) -> Result<(), SetupFailure> {
     let listener_fds: Vec<RawFd> = listeners.iter().map(AsRawFd::as_raw_fd).collect();
     wire::send(
         control.as_fd(),
         &Report::Started {
-            pid: go.init_pid,
+            pid: init_pid,
             landlock_abi,
         },
         &listener_fds,
@@ -212,21 +230,6 @@ fn build_and_run(id: &Identity, control: &OwnedFd, sync: OwnedFd) -> Result<Repo
             format!("report start: {e}"),
             Errno::EPIPE,
         )
-    })?;
-    // The host holds them now; the init has no use for them.
-    drop(listeners);
-
-    let outcome = supervise::supervise(
-        child,
-        control.as_fd(),
-        &sigfd,
-        plan.timeout_ms.map(Duration::from_millis),
-        Duration::from_millis(plan.grace_ms),
-    );
-    Ok(Report::Exited {
-        code: outcome.code,
-        signal: outcome.signal,
-        timed_out: outcome.timed_out,
     })
 }
 
@@ -311,177 +314,4 @@ fn drop_privileges() -> Result<(), SetupFailure> {
     sys::prctl(libc::PR_SET_DUMPABLE, 0)
         .map_err(|e| fail(Layer::Privileges, "set non-dumpable", e))?;
     Ok(())
-}
-
-/// Build the Landlock ruleset for the whole mount plan (`base` then the
-/// plan's own mounts), plus rules for the files the command inherits.
-fn prepare_landlock(
-    base: &[crate::fs::plan::MountOp],
-    plan: &Plan,
-    stdio: &[OwnedFd],
-    passed: &[OwnedFd],
-) -> Result<PreparedRuleset, SetupFailure> {
-    let rules = Rules::for_sandbox(base.iter().chain(&plan.mounts), &plan.landlock);
-    let inherited: Vec<_> = stdio.iter().chain(passed).map(AsFd::as_fd).collect();
-    let if_unsupported = if plan.landlock.required {
-        IfUnsupported::Fail
-    } else {
-        IfUnsupported::RunWithout
-    };
-    PreparedRuleset::prepare_with_inherited(&rules, &inherited, if_unsupported).map_err(|e| {
-        let (errno, accept) = match &e {
-            LandlockError::Unsupported { errno } => (
-                *errno,
-                "; or accept running without Landlock (CLI --allow-no-landlock, Rust \
-                 Sandbox::require_landlock(false)): the other layers still apply",
-            ),
-            LandlockError::OpenPath { errno, .. } => (*errno, ""),
-            _ => (Errno::UnknownErrno, ""),
-        };
-        SetupFailure {
-            layer: Layer::Landlock,
-            step: "build the ruleset".into(),
-            errno: errno as i32,
-            detail: format!("{e}{accept}"),
-        }
-    })
-}
-
-/// The seccomp program from the plan's packed words; an empty program would
-/// mean running unfiltered, which is refused.
-fn unpack_filter(words: &[u64]) -> Result<Vec<libc::sock_filter>, SetupFailure> {
-    if words.is_empty() || words.len() > usize::from(u16::MAX) {
-        return Err(SetupFailure {
-            layer: Layer::Seccomp,
-            step: "receive the filter".into(),
-            errno: libc::EINVAL,
-            detail: format!("the plan carries {} instructions", words.len()),
-        });
-    }
-    Ok(words
-        .iter()
-        .map(|&w| {
-            let i = crate::seccomp::unpack(w);
-            libc::sock_filter {
-                code: i.code,
-                jt: i.jt,
-                jf: i.jf,
-                k: i.k,
-            }
-        })
-        .collect())
-}
-
-/// Find `argv[0]` inside the new root, like `execvp` (which would allocate in
-/// the last hop).
-fn resolve_program(argv0: &str, plan: &Plan) -> Result<PathBuf, Errno> {
-    if argv0.contains('/') {
-        return Ok(PathBuf::from(argv0));
-    }
-    let path = plan
-        .env
-        .iter()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("/usr/bin:/bin");
-    let mut seen_eacces = false;
-    for dir in path.split(':').filter(|d| d.starts_with('/')) {
-        let candidate = Path::new(dir).join(argv0);
-        if let Ok(meta) = std::fs::metadata(&candidate) {
-            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
-                return Ok(candidate);
-            }
-            seen_eacces = true;
-        }
-    }
-    Err(if seen_eacces {
-        Errno::EACCES
-    } else {
-        Errno::ENOENT
-    })
-}
-
-fn cstring(s: &str, what: &str) -> Result<CString, SetupFailure> {
-    CString::new(s).map_err(|_| {
-        fail(
-            Layer::Exec,
-            format!("{what} contains a NUL byte"),
-            Errno::EINVAL,
-        )
-    })
-}
-
-/// Duplicate `fd` to the lowest free number at or above `exec::HIGH_FD`.
-fn move_high(fd: OwnedFd) -> Result<OwnedFd, SetupFailure> {
-    let high = nix::fcntl::fcntl(
-        &fd,
-        nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(super::exec::HIGH_FD),
-    )
-    .map_err(|e| {
-        let mut f = fail(Layer::Supervisor, "move descriptor", e);
-        f.detail = format!("needs RLIMIT_NOFILE above {}", super::exec::HIGH_FD);
-        f
-    })?;
-    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor owned by nobody else.
-    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(high) })
-}
-
-fn prepare_exec(
-    plan: &Plan,
-    program: PathBuf,
-    stdio: &[OwnedFd],
-    passes: Vec<(RawFd, RawFd)>,
-    report_fd: RawFd,
-    rings: Rings,
-) -> Result<PreparedExec, SetupFailure> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = CString::new(program.as_os_str().as_bytes()).map_err(|_| {
-        fail(
-            Layer::Exec,
-            "program path contains a NUL byte",
-            Errno::EINVAL,
-        )
-    })?;
-    let argv = plan
-        .argv
-        .iter()
-        .map(|a| cstring(a, "argument"))
-        .collect::<Result<Vec<_>, _>>()?;
-    let envp = plan
-        .env
-        .iter()
-        .map(|(k, v)| cstring(&format!("{k}={v}"), "environment"))
-        .collect::<Result<Vec<_>, _>>()?;
-    let cwd = cstring(&plan.cwd, "working directory")?;
-    let fds = [
-        stdio[0].as_raw_fd(),
-        stdio[1].as_raw_fd(),
-        stdio[2].as_raw_fd(),
-    ];
-    Ok(PreparedExec::new(
-        path, argv, envp, cwd, fds, passes, report_fd, 1, rings,
-    ))
-}
-
-/// EOF means `execve` succeeded (the pipe was CLOEXEC).
-fn read_exec_result(fd: &OwnedFd) -> Option<(Step, Errno)> {
-    let mut rec = [0u8; RECORD];
-    let mut got = 0;
-    while got < RECORD {
-        match nix::unistd::read(fd, &mut rec[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(Errno::EINTR) => continue,
-            Err(_) => break,
-        }
-    }
-    if got < RECORD {
-        return None;
-    }
-    let step = u32::from_ne_bytes(rec[..4].try_into().ok()?);
-    let errno = i32::from_ne_bytes(rec[4..].try_into().ok()?);
-    Some((
-        Step::from_u32(step).unwrap_or(Step::Exec),
-        Errno::from_raw(errno),
-    ))
 }

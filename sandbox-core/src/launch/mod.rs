@@ -6,15 +6,21 @@
 //! host --posix_spawn--> helper (outer) --clone(new namespaces)--> init (PID 1)
 //!                                                                  --fork--> last hop --execve--> command
 //! ```
+//!
+//! A session's init builds the same sandbox without a command and stays as
+//! its zygote, forking each command on request (`zygote`).
 
 mod background;
 pub(crate) mod exec;
+mod fork;
 pub(crate) mod helper;
 pub(crate) mod init;
 pub(crate) mod outer;
 pub(crate) mod prewarm;
 mod reaper;
+mod rings;
 pub(crate) mod wire;
+mod zygote;
 
 pub(crate) use reaper::Keeper;
 
@@ -164,7 +170,8 @@ pub(crate) fn single_threaded() -> bool {
         .unwrap_or(false)
 }
 
-/// Wait for the init's first report: started, or why not.
+/// Wait for the init's first report: started (the command has exec'd, or
+/// a session's sandbox is ready), or why not.
 fn await_start(
     plan: &Plan,
     host_end: OwnedFd,
@@ -184,8 +191,10 @@ fn await_start(
             let status = keeper.wait();
             Err(match other {
                 Ok(Some((Report::Failed(f), _))) => Error::Setup(f),
-                Ok(Some((Report::ExecFailed { errno }, _))) => exec_error(&plan.argv[0], errno),
-                Ok(Some((Report::Exited { .. } | Report::Started { .. }, _))) => unreachable_report(),
+                Ok(Some((Report::ExecFailed { errno }, _))) => {
+                    exec_error(plan.argv.first().map_or("", String::as_str), errno)
+                }
+                Ok(Some((_, _))) => unreachable_report(),
                 Ok(None) => Error::Helper(format!(
                     "{what} exited without reporting ({status}); is it a stockade-init helper of this version?"
                 )),

@@ -12,8 +12,9 @@ use crate::error::SetupFailure;
 use crate::fs::plan::MountOp;
 
 /// Bumped whenever [`Plan`] or the messages change shape (4: five proxy
-/// sockets travel with [`Report::Started`]).
-pub const PROTOCOL: u32 = 4;
+/// sockets travel with [`Report::Started`]; 5: sessions, [`Plan::session`],
+/// [`Control::Spawn`] and the `Command*` reports).
+pub const PROTOCOL: u32 = 5;
 /// The crate version, so a mismatched helper can say which versions met.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Largest message we accept.
@@ -90,6 +91,13 @@ pub struct Plan {
     /// sockets inside the network namespace and hand them over with
     /// [`Report::Started`] (`Net::Proxy`).
     pub proxy_listeners: bool,
+    /// Build the sandbox without a command and stay as a session's zygote:
+    /// report [`Report::Started`] (with the init's pid), then fork one
+    /// command per [`Control::Spawn`] until the host closes the channel.
+    /// `argv`, `env`, `cwd` and the timeout are then unused (each
+    /// [`Spawn`] carries its own), and the stdio sent with the plan is
+    /// dropped.
+    pub session: bool,
 }
 
 /// Helper -> host.
@@ -121,13 +129,80 @@ pub enum Report {
         /// Whether the timeout fired.
         timed_out: bool,
     },
+    /// Session: the command `id` is running.
+    CommandStarted {
+        /// The [`Spawn::id`] it answers.
+        id: u64,
+        /// The command's pid inside the sandbox (the init's pid namespace).
+        pid: i32,
+    },
+    /// Session: the command `id` could not be started; nothing of it runs.
+    CommandFailed {
+        /// The [`Spawn::id`] it answers.
+        id: u64,
+        /// Why.
+        failure: SpawnFailure,
+    },
+    /// Session: the command `id`'s leader has ended (its process group may
+    /// live on, see `supervise::session`).
+    CommandExited {
+        /// The [`Spawn::id`].
+        id: u64,
+        /// Exit code, if it exited.
+        code: Option<i32>,
+        /// Signal, if it was killed.
+        signal: Option<i32>,
+        /// Whether its timeout fired.
+        timed_out: bool,
+    },
+}
+
+/// Why a session command did not start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum SpawnFailure {
+    /// `argv[0]` was not found (127) or could not be executed (126).
+    Exec {
+        /// errno of the lookup or `execve`.
+        errno: i32,
+    },
+    /// A step of the last hop (or of its preparation) failed.
+    Setup(SetupFailure),
 }
 
 /// Host -> helper, after the plan.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Control {
     /// Kill the whole tree now.
     Kill,
+    /// Session: start a command. Its stdin, stdout, stderr, then the
+    /// pass-through sources travel with it as descriptors.
+    Spawn(Spawn),
+    /// Session: SIGKILL the process group of command `id` (ignored once its
+    /// exit was reported).
+    KillCommand {
+        /// The [`Spawn::id`].
+        id: u64,
+    },
+}
+
+/// One command of a session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Spawn {
+    /// Chosen by the host, unique within the session.
+    pub id: u64,
+    /// Program and arguments (`argv[0]` resolved against the `PATH` in `env`).
+    pub argv: Vec<String>,
+    /// Full environment of the command.
+    pub env: Vec<(String, String)>,
+    /// Working directory inside.
+    pub cwd: String,
+    /// Wall-clock limit for this command, in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Time between SIGTERM and SIGKILL on timeout.
+    pub grace_ms: u64,
+    /// Descriptor numbers, inside, of the pass-throughs (sources after the
+    /// three stdio descriptors, in this order).
+    pub pass_fds: Vec<i32>,
 }
 
 /// Send one message with optional fds.

@@ -3,6 +3,11 @@
 //!
 //! `kill(-1, sig)` from the init of a pid namespace reaches every other process
 //! in it (double-forked daemons included) and nothing outside.
+//!
+//! This file supervises a one-command sandbox; [`session`] supervises a
+//! session's many commands.
+
+pub(crate) mod session;
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
@@ -28,7 +33,7 @@ pub struct Outcome {
 }
 
 /// Kill every process of the namespace except ourselves.
-fn kill_all(sig: libc::c_int) {
+pub(crate) fn kill_all(sig: libc::c_int) {
     let _ = sys::kill(-1, sig);
 }
 
@@ -55,12 +60,21 @@ fn reap(command: Pid, outcome: &mut Option<Outcome>) {
 }
 
 /// Block until every remaining process is gone.
-fn reap_all() {
+pub(crate) fn reap_all() {
     loop {
         match waitpid(None, Some(WaitPidFlag::__WALL)) {
             Err(Errno::EINTR) | Ok(_) => continue,
             Err(_) => return,
         }
+    }
+}
+
+/// How long `poll` may sleep to wake at `next` (rounded up: never early).
+pub(crate) fn poll_timeout(next: Option<Instant>) -> PollTimeout {
+    match next.map(|t| t.saturating_duration_since(Instant::now())) {
+        Some(d) => PollTimeout::try_from(d.as_millis().min(i32::MAX as u128 - 1) as i32 + 1)
+            .unwrap_or(PollTimeout::MAX),
+        None => PollTimeout::NONE,
     }
 }
 
@@ -84,12 +98,7 @@ pub fn supervise(
             (Some(d), None) if !timed_out => Some(d),
             _ => None,
         };
-        let wait = next.map(|t| t.saturating_duration_since(Instant::now()));
-        let timeout = match wait {
-            Some(d) => PollTimeout::try_from(d.as_millis().min(i32::MAX as u128) as i32 + 1)
-                .unwrap_or(PollTimeout::MAX),
-            None => PollTimeout::NONE,
-        };
+        let timeout = poll_timeout(next);
         let mut fds = [
             PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
             PollFd::new(
@@ -121,6 +130,8 @@ pub fn supervise(
         {
             match wire::recv::<Control>(control, true) {
                 Ok(Some((Control::Kill, _))) => kill_all(libc::SIGKILL),
+                // Session messages mean nothing here; a confused host is
+                // treated like a gone one below.
                 Err(e) if e.raw_os_error() == Some(Errno::EAGAIN as i32) => {}
                 // The host is gone (or talks nonsense): nobody may outlive it.
                 _ => {
