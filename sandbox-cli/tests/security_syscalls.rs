@@ -837,6 +837,8 @@ fn socket_rules(caller: Caller) {
         "socketpair_PACKET",
         "socketpair_NETLINK",
         "socketpair_VSOCK",
+        "socketpair_INET",
+        "socketpair_INET_PACKET",
     ] {
         l.fails(label, libc::EAFNOSUPPORT);
     }
@@ -848,6 +850,10 @@ fn socket_rules(caller: Caller) {
         "socket_INET_RAW_hi",
         "socket_INET6_RAW",
         "socket_INET6_RAW_badproto",
+        "socket_INET_PACKET",
+        "socket_INET_PACKET_flags",
+        "socket_INET6_SEQPACKET",
+        "socket_INET_DCCP",
     ] {
         l.fails(label, libc::EPERM);
     }
@@ -868,7 +874,6 @@ fn socket_rules(caller: Caller) {
     }
     // Allowed family, the kernel's own answers.
     l.fails("socket_INET_badtype", libc::EINVAL);
-    l.fails("socketpair_INET", libc::EOPNOTSUPP);
 }
 
 fn personality_rules(caller: Caller) {

@@ -870,6 +870,12 @@ static int mode_socket(void) {
         {"socket_INET_RAW_hi", SYS_socket, AF_INET, HI | SOCK_RAW, 1},
         {"socket_INET6_RAW", SYS_socket, AF_INET6, SOCK_RAW, 58 /* ICMPV6 */},
         {"socket_INET6_RAW_badproto", SYS_socket, AF_INET6, SOCK_RAW, 0x7fff},
+        /* the kernel turns AF_INET + SOCK_PACKET into a packet socket; SCTP and
+           DCCP are attack surface no tool needs: all EPERM */
+        {"socket_INET_PACKET", SYS_socket, AF_INET, SOCK_PACKET, 0x0300 /* htons(ETH_P_ALL) */},
+        {"socket_INET_PACKET_flags", SYS_socket, AF_INET, SOCK_PACKET | SOCK_CLOEXEC, 0x0300},
+        {"socket_INET6_SEQPACKET", SYS_socket, AF_INET6, SOCK_SEQPACKET, 132 /* SCTP */},
+        {"socket_INET_DCCP", SYS_socket, AF_INET, 6 /* SOCK_DCCP */, 0},
         /* allowed: these succeed */
         {"socket_UNIX_STREAM", SYS_socket, AF_UNIX, SOCK_STREAM, 0},
         {"socket_UNIX_DGRAM", SYS_socket, AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0},
@@ -893,8 +899,9 @@ static int mode_socket(void) {
     int sv[2];
     static const struct call3 pairs[] = {
         {"socketpair_UNIX", SYS_socketpair, AF_UNIX, SOCK_STREAM, 0, 0},
-        /* allowed by the filter; the kernel supports only AF_UNIX pairs */
+        /* only AF_UNIX pairs exist; the filter refuses the rest up front */
         {"socketpair_INET", SYS_socketpair, AF_INET, SOCK_STREAM, 0, 0},
+        {"socketpair_INET_PACKET", SYS_socketpair, AF_INET, SOCK_PACKET, 0x0300, BAD},
         {"socketpair_PACKET", SYS_socketpair, AF_PACKET, SOCK_RAW, 0, BAD},
         {"socketpair_NETLINK", SYS_socketpair, AF_NETLINK, SOCK_RAW, 0, BAD},
         {"socketpair_VSOCK", SYS_socketpair, AF_VSOCK, SOCK_STREAM, 0, BAD},

@@ -351,6 +351,9 @@ pub(super) async fn serve(socket: UdpSocket, shared: Arc<Shared>) {
             _ = stop.wait_for(|s| *s) => return,
         };
         let Ok((n, peer)) = got else { continue };
+        if !shared.take_dns_token() {
+            continue;
+        }
         let out = answer(&buf[..n], &shared.policy, &shared.pool);
         shared.emit(out.event);
         if let Some(reply) = out.reply {

@@ -27,9 +27,11 @@
 //!   `Content-Length` is sent upstream once.
 //! - **The URI names the target.** In absolute form the URI's authority is
 //!   what the policy checks and where the proxy connects, so `Host` is
-//!   replaced by that authority. An `allowed` URI with `Host: evil` would
-//!   otherwise pass the policy for one name and reach a virtual host of
-//!   another on a shared server.
+//!   replaced by that authority, so the request line and `Host` agree. This
+//!   keeps the absolute form honest; it is not a virtual-host fence: a
+//!   `CONNECT` tunnel (or a captured connection) to an allowed name carries
+//!   whatever `Host` and TLS SNI the client writes, so an allowed name means
+//!   every virtual host and CDN tenant served from its addresses.
 //! - **Hop-by-hop headers are removed**: `Connection` and every header it
 //!   names, `Proxy-Connection`, `Keep-Alive`, `Proxy-Authorization` (never
 //!   leaks proxy credentials to the origin), `Proxy-Authenticate`, `TE` and

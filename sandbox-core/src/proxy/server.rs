@@ -47,6 +47,17 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const MAX_CONNECTIONS: usize = 256;
 /// Reads in flight at once per sandbox, across all its connections.
 const IO_SLOTS: usize = 8;
+/// Name lookups in flight at once per sandbox: `getaddrinfo` runs on the
+/// runtime's shared blocking pool, and a slow resolver must not let one
+/// sandbox take all of it.
+const LOOKUPS: usize = 4;
+/// Events kept per sandbox. The events live in the host process, which a
+/// sandbox must not be able to grow without bound; beyond this, events are
+/// counted and reported once as `dropped`.
+pub(super) const MAX_EVENTS: usize = 10_000;
+/// DNS queries answered per second per sandbox (token bucket), and the burst.
+const DNS_RATE: f64 = 500.0;
+const DNS_BURST: f64 = 1000.0;
 
 /// One proxy decision, delivered to the caller.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -100,14 +111,14 @@ pub type EventSink = Arc<dyn Fn(&ProxyEvent) + Send + Sync>;
 /// listeners and every connection.
 pub(crate) struct Served {
     stop: watch::Sender<bool>,
-    events: Arc<Mutex<Vec<ProxyEvent>>>,
+    shared: Arc<Shared>,
     tasks: Arc<AtomicUsize>,
 }
 
 impl Served {
     /// The events so far.
     pub fn events(&self) -> Vec<ProxyEvent> {
-        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+        self.shared.log.snapshot()
     }
 
     /// Stop the listeners and every connection, and wait (briefly) until
@@ -118,6 +129,7 @@ impl Served {
         while self.tasks.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
+        self.shared.log.summarize();
     }
 }
 
@@ -154,6 +166,7 @@ fn runtime() -> io::Result<&'static tokio::runtime::Runtime> {
     if let Some(rt) = RT.get() {
         return Ok(rt);
     }
+    raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(8)
@@ -161,6 +174,18 @@ fn runtime() -> io::Result<&'static tokio::runtime::Runtime> {
         .enable_all()
         .build()?;
     Ok(RT.get_or_init(|| rt))
+}
+
+/// A relayed connection holds six descriptors (two sockets, two pipes), so
+/// the common soft limit of 1024 would cap the whole process at a few
+/// hundred connections: lift the soft limit to the hard one, once.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
 }
 
 /// What every connection of one sandbox shares.
@@ -171,20 +196,99 @@ pub(super) struct Shared {
     own: Vec<IpAddr>,
     connections: Semaphore,
     io_slots: Semaphore,
-    events: Arc<Mutex<Vec<ProxyEvent>>>,
-    sink: Option<EventSink>,
+    lookups: Semaphore,
+    log: EventLog,
+    dns_budget: Mutex<(f64, std::time::Instant)>,
     pub(super) stop: watch::Receiver<bool>,
     tasks: Arc<AtomicUsize>,
 }
 
-impl Shared {
-    pub(super) fn emit(&self, ev: ProxyEvent) {
+/// A sandbox's proxy events: kept for `Child::proxy_events` and passed to the
+/// caller's sink as they happen, up to [`MAX_EVENTS`]; beyond that only
+/// counted, and reported once as a `dropped` event when the proxy stops.
+struct EventLog {
+    events: Mutex<Vec<ProxyEvent>>,
+    dropped: AtomicU64,
+    limit: usize,
+    sink: Option<EventSink>,
+}
+
+impl EventLog {
+    fn new(limit: usize, sink: Option<EventSink>) -> Self {
+        EventLog {
+            events: Mutex::new(Vec::new()),
+            dropped: AtomicU64::new(0),
+            limit,
+            sink,
+        }
+    }
+
+    fn emit(&self, ev: ProxyEvent) {
+        {
+            let Ok(mut v) = self.events.lock() else {
+                return;
+            };
+            if v.len() >= self.limit {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            v.push(ev.clone());
+        }
         if let Some(sink) = &self.sink {
             sink(&ev);
         }
-        if let Ok(mut v) = self.events.lock() {
-            v.push(ev);
+    }
+
+    /// Append one `dropped` event if any were not recorded (always kept,
+    /// even at the limit).
+    fn summarize(&self) {
+        let n = self.dropped.swap(0, Ordering::Relaxed);
+        if n == 0 {
+            return;
         }
+        let ev = ProxyEvent {
+            decision: "dropped",
+            reason: Some("too-many-events".into()),
+            detail: Some(format!(
+                "{n} more events were not recorded (limit {})",
+                self.limit
+            )),
+            ..event("proxy", "", 0)
+        };
+        if let Ok(mut v) = self.events.lock() {
+            v.push(ev.clone());
+        }
+        if let Some(sink) = &self.sink {
+            sink(&ev);
+        }
+    }
+
+    fn snapshot(&self) -> Vec<ProxyEvent> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+impl Shared {
+    /// Record `ev` and hand it to the caller's sink (see [`EventLog`]).
+    pub(super) fn emit(&self, ev: ProxyEvent) {
+        self.log.emit(ev);
+    }
+
+    /// Whether a DNS query may be answered now (token bucket per sandbox);
+    /// a flood is dropped, as UDP allows, instead of costing the host.
+    pub(super) fn take_dns_token(&self) -> bool {
+        let Ok(mut b) = self.dns_budget.lock() else {
+            return false;
+        };
+        let now = std::time::Instant::now();
+        let (tokens, last) = *b;
+        let tokens = (tokens + now.duration_since(last).as_secs_f64() * DNS_RATE).min(DNS_BURST);
+        if tokens < 1.0 {
+            *b = (tokens, now);
+            return false;
+        }
+        *b = (tokens - 1.0, now);
+        true
     }
 }
 
@@ -203,7 +307,6 @@ pub(crate) fn serve(
     }
     let rt = runtime()?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let events = Arc::new(Mutex::new(Vec::new()));
     let tasks = Arc::new(AtomicUsize::new(0));
     let shared = Arc::new(Shared {
         policy,
@@ -211,8 +314,9 @@ pub(crate) fn serve(
         own: own_addresses(),
         connections: Semaphore::new(MAX_CONNECTIONS),
         io_slots: Semaphore::new(IO_SLOTS),
-        events: events.clone(),
-        sink,
+        lookups: Semaphore::new(LOOKUPS),
+        log: EventLog::new(MAX_EVENTS, sink),
+        dns_budget: Mutex::new((DNS_BURST, std::time::Instant::now())),
         stop: stop_rx,
         tasks: tasks.clone(),
     });
@@ -241,7 +345,7 @@ pub(crate) fn serve(
     }
     Ok(Served {
         stop: stop_tx,
-        events,
+        shared,
         tasks,
     })
 }
@@ -267,22 +371,32 @@ fn own_addresses() -> Vec<IpAddr> {
 async fn accept_loop(listener: TcpListener, kind: Kind, shared: Arc<Shared>) {
     let mut stop = shared.stop.clone();
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((conn, _)) = accepted else { continue };
-                let shared = shared.clone();
-                let guard = TaskGuard::new(&shared.tasks);
-                tokio::spawn(async move {
-                    let _guard = guard;
-                    let mut stop = shared.stop.clone();
-                    tokio::select! {
-                        _ = handle(conn, kind, &shared) => {}
-                        _ = stop.wait_for(|s| *s) => {}
-                    }
-                });
-            }
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             _ = stop.wait_for(|s| *s) => return,
-        }
+        };
+        let conn = match accepted {
+            Ok((conn, _)) => conn,
+            Err(e) => {
+                // Out of descriptors (EMFILE/ENFILE) or a transient error:
+                // the listener stays readable, so back off instead of
+                // spinning until the sandbox ends.
+                let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+                let pause = Duration::from_millis(if out_of_fds { 100 } else { 5 });
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        let guard = TaskGuard::new(&shared.tasks);
+        tokio::spawn(async move {
+            let _guard = guard;
+            let mut stop = shared.stop.clone();
+            tokio::select! {
+                _ = handle(conn, kind, &shared) => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        });
     }
 }
 
@@ -441,7 +555,14 @@ pub(super) async fn decide(
         Target::Ip { addr, .. } => vec![*addr],
         Target::Name { host, .. } => match shared.policy.static_addresses(host) {
             Some(addrs) => addrs.to_vec(),
-            None => lookup(host, port).await?,
+            None => {
+                let _lookup = shared
+                    .lookups
+                    .acquire()
+                    .await
+                    .map_err(|_| Denial::unreachable(host, "the proxy is shutting down"))?;
+                lookup(host, port).await?
+            }
         },
     };
     let mut first_refusal = None;
@@ -530,5 +651,39 @@ impl Drop for Closed<'_> {
         ev.bytes_up = self.up.load(Ordering::Relaxed);
         ev.bytes_down = self.down.load(Ordering::Relaxed);
         self.shared.emit(ev);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_log_is_bounded_and_reports_what_it_dropped() {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        let sink: EventSink = Arc::new(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        let log = EventLog::new(3, Some(sink));
+        for i in 0..10 {
+            log.emit(event("dns", &format!("n{i}.test"), 0));
+        }
+        assert_eq!(log.snapshot().len(), 3);
+        assert_eq!(seen.load(Ordering::Relaxed), 3);
+        log.summarize();
+        let all = log.snapshot();
+        assert_eq!(all.len(), 4);
+        assert_eq!(all[3].decision, "dropped");
+        assert_eq!(all[3].reason.as_deref(), Some("too-many-events"));
+        assert!(all[3]
+            .detail
+            .as_deref()
+            .unwrap()
+            .starts_with("7 more events"));
+        assert_eq!(seen.load(Ordering::Relaxed), 4);
+        // A second stop adds nothing.
+        log.summarize();
+        assert_eq!(log.snapshot().len(), 4);
     }
 }

@@ -45,10 +45,19 @@ pub(super) async fn pump(
     slots: &Semaphore,
     idle: Duration,
 ) {
-    if let Ok((pipe_r, pipe_w)) = pipe() {
-        let _ = rounds(from, to, &pipe_r, &pipe_w, count, slots, idle).await;
+    use std::os::fd::AsRawFd;
+    match pipe() {
+        Ok((pipe_r, pipe_w)) => {
+            let _ = rounds(from, to, &pipe_r, &pipe_w, count, slots, idle).await;
+            let _ = shutdown(to.as_raw_fd(), Shutdown::Write);
+        }
+        // No pipe (out of descriptors): end both sides at once rather than
+        // leave a connection that looks open but never moves a byte.
+        Err(_) => {
+            let _ = shutdown(from.as_raw_fd(), Shutdown::Both);
+            let _ = shutdown(to.as_raw_fd(), Shutdown::Both);
+        }
     }
-    let _ = shutdown(std::os::fd::AsRawFd::as_raw_fd(to), Shutdown::Write);
 }
 
 async fn rounds(

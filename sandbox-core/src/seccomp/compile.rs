@@ -127,17 +127,17 @@ fn early_deny_rules(arg_rule: ArgRule) -> Result<Vec<SeccompRule>, Error> {
             .iter()
             .map(|&(_, cmd)| rule(vec![cond(1, Eq, cmd)?]))
             .collect(),
-        ArgRule::Socket | ArgRule::Socketpair => [libc::AF_INET as u32, libc::AF_INET6 as u32]
+        // socketpair needs no early deny: it allows AF_UNIX only.
+        ArgRule::Socketpair => Ok(Vec::new()),
+        ArgRule::Socket => [libc::AF_INET as u32, libc::AF_INET6 as u32]
             .iter()
-            .map(|&family| {
-                rule(vec![
-                    cond(0, Eq, family)?,
-                    cond(
-                        1,
-                        MaskedEq(u64::from(table::SOCK_TYPE_MASK)),
-                        table::SOCK_RAW,
-                    )?,
-                ])
+            .flat_map(|&family| {
+                table::INET_DENIED_TYPES.iter().map(move |&(_, ty)| {
+                    rule(vec![
+                        cond(0, Eq, family)?,
+                        cond(1, MaskedEq(u64::from(table::SOCK_TYPE_MASK)), ty)?,
+                    ])
+                })
             })
             .collect(),
         ArgRule::Clone | ArgRule::Personality => Ok(Vec::new()),
@@ -158,17 +158,16 @@ fn allow_rules(arg_rule: ArgRule) -> Result<Vec<SeccompRule>, Error> {
             .iter()
             .map(|&v| rule(vec![cond(0, Eq, v)?]))
             .collect(),
-        ArgRule::Socket | ArgRule::Socketpair => {
+        ArgRule::Socketpair => Ok(vec![rule(vec![cond(0, Eq, libc::AF_UNIX as u32)?])?]),
+        ArgRule::Socket => {
             let mut rules = table::SOCKET_FAMILIES
                 .iter()
                 .map(|&(_, family)| rule(vec![cond(0, Eq, family)?]))
                 .collect::<Result<Vec<_>, _>>()?;
-            if arg_rule == ArgRule::Socket {
-                rules.push(rule(vec![
-                    cond(0, Eq, table::NETLINK_FAMILY)?,
-                    cond(2, Eq, table::NETLINK_PROTOCOL)?,
-                ])?);
-            }
+            rules.push(rule(vec![
+                cond(0, Eq, table::NETLINK_FAMILY)?,
+                cond(2, Eq, table::NETLINK_PROTOCOL)?,
+            ])?);
             Ok(rules)
         }
     }

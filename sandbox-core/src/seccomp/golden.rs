@@ -191,6 +191,20 @@ fn render(f: &Filter) -> String {
             [af_inet6, raw | libc::SOCK_NONBLOCK as u64, 0],
         ),
         (
+            "AF_INET, SOCK_PACKET, ETH_P_ALL",
+            [af_inet, 10 /* SOCK_PACKET */, 0x0300],
+        ),
+        (
+            "AF_INET6, SOCK_SEQPACKET, IPPROTO_SCTP",
+            [af_inet6, libc::SOCK_SEQPACKET as u64, 132],
+        ),
+        ("AF_INET, SOCK_DCCP, 0", [af_inet, 6, 0]),
+        ("AF_INET, SOCK_RDM, 0", [af_inet, libc::SOCK_RDM as u64, 0]),
+        (
+            "AF_INET, SOCK_DGRAM|SOCK_CLOEXEC, 0",
+            [af_inet, libc::SOCK_DGRAM as u64 | cloexec, 0],
+        ),
+        (
             "AF_INET, SOCK_DGRAM, IPPROTO_ICMP",
             [af_inet, libc::SOCK_DGRAM as u64, libc::IPPROTO_ICMP as u64],
         ),

@@ -166,8 +166,10 @@ pub enum ArgRule {
     Ioctl,
     /// `socket(family, type, protocol)`: see [`SOCKET_FAMILIES`].
     Socket,
-    /// `socketpair(family, ...)`: `AF_UNIX`, `AF_INET`, `AF_INET6` (the kernel
-    /// itself only supports `AF_UNIX`), else `EAFNOSUPPORT`.
+    /// `socketpair(family, ...)`: `AF_UNIX` only (the only family the kernel
+    /// pairs; refusing the others up front also keeps `AF_INET` +
+    /// `SOCK_PACKET` from reaching packet-socket creation), else
+    /// `EAFNOSUPPORT`.
     Socketpair,
     /// `personality(persona)`: only [`PERSONALITY_ALLOW`], else `EPERM`.
     Personality,
@@ -210,9 +212,12 @@ pub const IOCTL_DENY: &[(&str, u32)] = &[
 /// What `socket` may create.
 ///
 /// - `AF_UNIX`: any type.
-/// - `AF_INET`, `AF_INET6`: any type except `SOCK_RAW` (type & 0xf == 3,
-///   flags like `SOCK_CLOEXEC` ignored), which is `EPERM`. In the sandbox's own
-///   user and network namespace the kernel would otherwise grant raw sockets.
+/// - `AF_INET`, `AF_INET6`: `SOCK_STREAM` and `SOCK_DGRAM` (flags like
+///   `SOCK_CLOEXEC` ignored); the other types in [`INET_DENIED_TYPES`] are
+///   `EPERM`: `SOCK_RAW` (in the sandbox's own user and network namespace the
+///   kernel would otherwise grant raw sockets), `SOCK_PACKET` (the kernel
+///   turns `AF_INET` + `SOCK_PACKET` into a packet socket), and the SCTP and
+///   DCCP types (attack surface no tool needs).
 /// - `AF_NETLINK` with protocol `NETLINK_ROUTE` only: glibc `getaddrinfo`
 ///   (`AI_ADDRCONFIG`), `getifaddrs`, libuv `uv_interface_addresses` (node's
 ///   `os.networkInterfaces()`) and `ip addr` read interfaces this way. Changes
@@ -230,8 +235,15 @@ pub const SOCKET_FAMILIES: &[(&str, u32)] = &[
 pub const NETLINK_FAMILY: u32 = libc::AF_NETLINK as u32;
 /// The one netlink protocol allowed: `NETLINK_ROUTE`.
 pub const NETLINK_PROTOCOL: u32 = libc::NETLINK_ROUTE as u32;
-/// `SOCK_RAW`, refused for `AF_INET`/`AF_INET6`.
-pub const SOCK_RAW: u32 = libc::SOCK_RAW as u32;
+/// Socket types refused with `EPERM` for `AF_INET`/`AF_INET6`. Of the rest,
+/// `SOCK_STREAM` and `SOCK_DGRAM` are what tools use; `SOCK_RDM` and the
+/// unassigned numbers have no INET implementation (the kernel refuses them).
+pub const INET_DENIED_TYPES: &[(&str, u32)] = &[
+    ("SOCK_RAW", libc::SOCK_RAW as u32),
+    ("SOCK_SEQPACKET", libc::SOCK_SEQPACKET as u32),
+    ("SOCK_DCCP", 6),
+    ("SOCK_PACKET", 10),
+];
 /// The socket type bits without `SOCK_NONBLOCK`/`SOCK_CLOEXEC`.
 pub const SOCK_TYPE_MASK: u32 = 0xf;
 
