@@ -10,7 +10,6 @@
 //! this crate can act as that helper, so nothing needs installing.
 #![warn(missing_docs)]
 
-mod cgroup;
 mod child;
 pub mod doctor;
 mod error;
@@ -22,6 +21,7 @@ mod policy;
 /// The egress proxy: domain-allowlist policy and the HTTP/SOCKS5 front ends.
 pub mod proxy;
 mod sandbox;
+pub mod session;
 /// The seccomp-BPF syscall filter: policy table, compiler and test interpreter.
 pub mod seccomp;
 mod supervise;
@@ -32,6 +32,7 @@ pub use error::{Error, Layer, SetupFailure};
 pub use launch::helper::set_helper_path;
 pub use policy::{parse_size, Fs, Limits, Mount, Net, PolicyFile, ProxyPolicy, Syscalls};
 pub use sandbox::Sandbox;
+pub use session::{Session, SessionChild, SessionCommand};
 
 /// Run the `stockade-init` helper in this process (the helper binary's `main`).
 /// Reads its plan from stdin; never returns.

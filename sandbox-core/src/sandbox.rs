@@ -12,6 +12,7 @@ use crate::error::{Error, Layer};
 use crate::fs::plan::{self, RealHost};
 use crate::launch::{self, helper, wire};
 use crate::policy::{self, Fs, Limits, Net, Syscalls};
+use crate::session::{self, Session};
 
 /// Host id that a root caller's sandbox ids map to: `nobody`.
 pub const DEFAULT_ROOT_HOST_ID: u32 = 65534;
@@ -315,6 +316,71 @@ impl Sandbox {
         launch::prewarm::enable(&helper, &identity)
     }
 
+    /// Build this sandbox once and keep it as a warm [`Session`]: namespaces,
+    /// root, Landlock ruleset, seccomp program and (with [`Net::Proxy`]) the
+    /// proxy are set up now, and the sandbox's init stays as the session's
+    /// PID 1, forking each [`Session::command`] inside the same sandbox.
+    ///
+    /// The sandbox's command (if any) is ignored; its environment, working
+    /// directory, timeout, kill grace, stdio and pass-throughs become every
+    /// command's defaults. A pre-warmed helper ([`Sandbox::prewarm`]) is
+    /// used when one is ready. See [`crate::session`] for what commands
+    /// share and how a session ends.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stockade::{Fs, Sandbox};
+    /// # fn main() -> Result<(), stockade::Error> {
+    /// let session = Sandbox::new().fs(Fs::minimal()).session()?;
+    /// let out = session
+    ///     .command(["sh", "-c", "echo $GREETING; cat /proc/1/comm"])
+    ///     .env("GREETING", "hello")
+    ///     .cwd("/tmp")
+    ///     .timeout(Duration::from_secs(30))
+    ///     .output()?;
+    /// assert!(out.status.success());
+    /// assert_eq!(out.stdout, b"hello\nstockade-init\n");
+    /// # Ok(()) }
+    /// ```
+    pub fn session(&self) -> Result<Session, Error> {
+        let mut plan = self.plan_for(true)?;
+        // Pass-throughs travel with each command, not with the sandbox.
+        plan.pass_fds.clear();
+        let defaults = session::Defaults {
+            env: plan.env.clone(),
+            cwd: plan.cwd.clone(),
+            timeout: self.timeout,
+            grace: self.kill_grace,
+            stdio: self.stdio.clone(),
+            passes: self.passes.clone(),
+            pipe_owner: plan
+                .idmap_grants
+                .then_some((plan.identity.host_uid, plan.identity.host_gid)),
+        };
+        let proxy_policy = self.proxy_policy()?;
+        // The init ignores a session's own stdio: /dev/null fills the slots.
+        let stdio = (0..3).map(dev_null).collect::<Result<Vec<_>, _>>()?;
+        let mut launched =
+            launch::launch(&plan, &helper::find_helper(self.helper.as_deref())?, stdio)?;
+        let served = match proxy_policy {
+            None => None,
+            Some(policy) => {
+                let listeners = std::mem::take(&mut launched.listeners);
+                let sink = self.proxy_sink.clone().map(|s| s.0);
+                match crate::proxy::serve(listeners, policy, sink) {
+                    Ok(served) => Some(served),
+                    Err(e) => {
+                        // Closing the channel ends the sandbox.
+                        drop(launched.control);
+                        launched.keeper.reap_soon();
+                        return Err(proxy_error(e));
+                    }
+                }
+            }
+        };
+        Session::new(launched, defaults, served)
+    }
+
     fn identity(&self) -> Result<wire::Identity, Error> {
         let caller_uid = nix::unistd::geteuid().as_raw();
         let caller_gid = nix::unistd::getegid().as_raw();
@@ -370,14 +436,7 @@ impl Sandbox {
             // On failure `child` is dropped, which kills the sandbox.
             let served =
                 crate::proxy::serve(listeners, policy, self.proxy_sink.clone().map(|s| s.0))
-                    .map_err(|e| {
-                        Error::Setup(crate::error::SetupFailure {
-                            layer: Layer::Proxy,
-                            step: "serve the proxy listeners".into(),
-                            errno: e.raw_os_error().unwrap_or(0),
-                            detail: e.to_string(),
-                        })
-                    })?;
+                    .map_err(proxy_error)?;
             child.attach_proxy(served);
         }
         Ok(child)
@@ -527,6 +586,15 @@ impl Sandbox {
     }
 }
 
+fn proxy_error(e: std::io::Error) -> Error {
+    Error::Setup(crate::error::SetupFailure {
+        layer: Layer::Proxy,
+        step: "serve the proxy listeners".into(),
+        errno: e.raw_os_error().unwrap_or(0),
+        detail: e.to_string(),
+    })
+}
+
 /// What points tools at the proxy in proxy mode. Advisory only: the network
 /// namespace (loopback only) and Landlock (only the proxy's ports) are what
 /// enforce; these just make well-behaved clients work without configuration.
@@ -580,7 +648,7 @@ fn check_no_grant_through_symlink(fs: &Fs, ops: &[plan::MountOp]) -> Result<(), 
 
 /// Targets are distinct and in `3..HIGH_FD` (0-2 are stdio; sources are moved
 /// above `HIGH_FD` inside so the last hop's `dup2`s cannot clobber them).
-fn check_pass_targets(passes: &[(Arc<OwnedFd>, RawFd)]) -> Result<(), Error> {
+pub(crate) fn check_pass_targets(passes: &[(Arc<OwnedFd>, RawFd)]) -> Result<(), Error> {
     let high = launch::exec::HIGH_FD;
     let mut seen = std::collections::HashSet::new();
     for &(_, t) in passes {
@@ -609,7 +677,7 @@ fn check_hostname(h: &str) -> Result<(), Error> {
 }
 
 /// Turn a [`Stdio`] choice into (descriptor for the command, host end if piped).
-fn connect(s: Stdio, which: i32) -> Result<(OwnedFd, Option<File>), Error> {
+pub(crate) fn connect(s: Stdio, which: i32) -> Result<(OwnedFd, Option<File>), Error> {
     Ok(match s {
         // A closed standard descriptor in the caller becomes /dev/null inside.
         Stdio::Inherit => (dup_std(which).or_else(|_| dev_null(which))?, None),
@@ -646,7 +714,7 @@ fn dev_null(which: i32) -> std::io::Result<OwnedFd> {
 /// its stdio through `/dev/stdout` (`/proc/self/fd/1`) would fail on a pipe
 /// owned by root with mode 0600. Anonymous pipes are handed to the sandbox's
 /// host id; ttys and files are left alone (changing them would alter host state).
-fn hand_pipe_to(fd: &OwnedFd, uid: u32, gid: u32) {
+pub(crate) fn hand_pipe_to(fd: &OwnedFd, uid: u32, gid: u32) {
     use std::os::fd::AsRawFd;
     let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()));
     if link.is_ok_and(|l| l.to_string_lossy().starts_with("pipe:")) {

@@ -1,0 +1,249 @@
+//! A handle on one running command of a session.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::AsFd;
+use std::sync::mpsc::TryRecvError;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use super::demux::{ended, Mailbox, Shared};
+use crate::child::{ChildStderr, ChildStdin, ChildStdout, ExitStatus, Output};
+use crate::error::Error;
+use crate::launch::wire::{Control, Report};
+
+/// A command running in a [`Session`](super::Session), like
+/// [`std::process::Child`].
+///
+/// Dropping the handle does not stop the command (as with `std`); the
+/// session's end does.
+#[derive(Debug)]
+pub struct SessionChild {
+    /// The command's stdin, if piped.
+    pub stdin: Option<ChildStdin>,
+    /// The command's stdout, if piped.
+    pub stdout: Option<ChildStdout>,
+    /// The command's stderr, if piped.
+    pub stderr: Option<ChildStderr>,
+    id: u64,
+    pid: u32,
+    shared: Arc<Shared>,
+    mailbox: Mailbox,
+    started: Instant,
+    started_at: SystemTime,
+    landlock_abi: u32,
+    status: Option<ExitStatus>,
+    proxy: Option<Arc<crate::proxy::Served>>,
+}
+
+impl std::fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Mailbox(..)")
+    }
+}
+
+/// Everything [`SessionChild::new`] needs besides the pipes.
+pub(crate) struct Started {
+    pub id: u64,
+    pub pid: u32,
+    pub shared: Arc<Shared>,
+    pub mailbox: Mailbox,
+    pub started: Instant,
+    pub started_at: SystemTime,
+    pub landlock_abi: u32,
+    pub proxy: Option<Arc<crate::proxy::Served>>,
+}
+
+impl SessionChild {
+    pub(crate) fn new(s: Started, pipes: [Option<File>; 3]) -> Self {
+        let [i, o, e] = pipes;
+        SessionChild {
+            stdin: i.map(ChildStdin),
+            stdout: o.map(ChildStdout),
+            stderr: e.map(ChildStderr),
+            id: s.id,
+            pid: s.pid,
+            shared: s.shared,
+            mailbox: s.mailbox,
+            started: s.started,
+            started_at: s.started_at,
+            landlock_abi: s.landlock_abi,
+            status: None,
+            proxy: s.proxy,
+        }
+    }
+
+    /// The command's pid inside the sandbox (its pid namespace, where the
+    /// session's init is 1); also its process group and session id there.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Same as [`SessionChild::pid`], named like `std::process::Child::id`.
+    pub fn id(&self) -> u32 {
+        self.pid
+    }
+
+    /// The Landlock ABI the command is restricted at.
+    pub fn landlock_abi(&self) -> u32 {
+        self.landlock_abi
+    }
+
+    /// SIGKILL the command: its process group and the other groups of its
+    /// session id, nothing else in the sandbox. Harmless once it has ended.
+    pub fn kill(&mut self) -> Result<(), Error> {
+        if self.status.is_some() {
+            return Ok(());
+        }
+        match self.shared.send(&Control::KillCommand { id: self.id }, &[]) {
+            // An ended session has killed the command already.
+            Err(Error::Helper(_)) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Wait for the command's leader to end (what it left running may live
+    /// on until the session ends).
+    pub fn wait(&mut self) -> Result<ExitStatus, Error> {
+        drop(self.stdin.take());
+        while self.status.is_none() {
+            let report = self.mailbox.reports.recv().map_err(|_| ended())?;
+            self.take(report);
+        }
+        Ok(self.status.expect("set above"))
+    }
+
+    /// The status if the command has ended, without blocking.
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, Error> {
+        while self.status.is_none() {
+            match self.mailbox.reports.try_recv() {
+                Ok(report) => self.take(report),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return Err(ended()),
+            }
+        }
+        Ok(self.status)
+    }
+
+    /// Wait, collecting the piped stdout and stderr: until both reach end
+    /// of file, or until the command's leader has ended, whichever comes
+    /// first, so a background process still holding the pipes cannot keep
+    /// the caller waiting (what it writes later is not collected).
+    pub fn wait_with_output(mut self) -> Result<Output, Error> {
+        drop(self.stdin.take());
+        let [stdout, stderr] = self.collect()?;
+        let status = self.wait()?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+            proxy_events: self.proxy_events(),
+        })
+    }
+
+    /// The session proxy's decisions made between this command's start and
+    /// its end (or now), so while commands overlap, theirs are included too.
+    pub fn proxy_events(&self) -> Vec<crate::proxy::ProxyEvent> {
+        let Some(p) = &self.proxy else {
+            return Vec::new();
+        };
+        let end = self
+            .status
+            .map(|s| self.started_at + s.duration)
+            .unwrap_or_else(SystemTime::now);
+        p.events()
+            .into_iter()
+            .filter(|e| e.at >= self.started_at && e.at <= end)
+            .collect()
+    }
+
+    fn take(&mut self, report: Report) {
+        if let Report::CommandExited {
+            code,
+            signal,
+            timed_out,
+            ..
+        } = report
+        {
+            self.status = Some(ExitStatus {
+                code,
+                signal,
+                timed_out,
+                duration: self.started.elapsed(),
+                landlock_abi: self.landlock_abi,
+            });
+        }
+    }
+
+    /// Read stdout and stderr until end of file or the command's end (see
+    /// [`SessionChild::wait_with_output`]).
+    fn collect(&mut self) -> Result<[Vec<u8>; 2], Error> {
+        let mut pipes = [
+            self.stdout.take().map(|p| p.0),
+            self.stderr.take().map(|p| p.0),
+        ];
+        let mut bufs = [Vec::new(), Vec::new()];
+        let mut done = false;
+        while !done && pipes.iter().any(Option::is_some) {
+            let open: Vec<usize> = (0..2).filter(|&i| pipes[i].is_some()).collect();
+            let mut fds = vec![PollFd::new(self.mailbox.done.as_fd(), PollFlags::POLLIN)];
+            fds.extend(
+                open.iter()
+                    .filter_map(|&i| pipes[i].as_ref())
+                    .map(|f| PollFd::new(f.as_fd(), PollFlags::POLLIN)),
+            );
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(io::Error::from(e).into()),
+            }
+            let ready: Vec<bool> = fds
+                .iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
+            drop(fds);
+            done = ready[0];
+            for (k, &i) in open.iter().enumerate() {
+                if ready[k + 1] && read_some(pipes[i].as_mut(), &mut bufs[i])? == 0 {
+                    pipes[i] = None;
+                }
+            }
+        }
+        // The leader has ended: what it wrote is in the pipes already.
+        for (pipe, buf) in pipes.iter_mut().zip(&mut bufs) {
+            if let Some(f) = pipe {
+                set_nonblocking(f)?;
+                while read_some(Some(f), buf)? > 0 {}
+            }
+        }
+        Ok(bufs)
+    }
+}
+
+/// One `read` into `buf`; 0 at end of file or when nothing is there
+/// (non-blocking).
+fn read_some(f: Option<&mut File>, buf: &mut Vec<u8>) -> Result<usize, Error> {
+    let Some(f) = f else { return Ok(0) };
+    let mut chunk = [0u8; 64 << 10];
+    loop {
+        match f.read(&mut chunk) {
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                return Ok(n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn set_nonblocking(f: &File) -> Result<(), Error> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = fcntl(f, FcntlArg::F_GETFL).map_err(io::Error::from)?;
+    let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
+    fcntl(f, FcntlArg::F_SETFL(flags)).map_err(io::Error::from)?;
+    Ok(())
+}

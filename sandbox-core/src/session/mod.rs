@@ -1,0 +1,178 @@
+//! Warm sessions: one sandbox, many commands.
+//!
+//! [`Sandbox::session`](crate::Sandbox::session) builds the sandbox once
+//! (namespaces, root, Landlock ruleset, seccomp program, proxy) and keeps its
+//! init as the session's PID 1. Each [`Session::command`] is forked by that
+//! init through the same last hop as a one-command sandbox, so it costs about
+//! a fork and an `execve`; no namespace is created per command. Commands share
+//! the filesystem (a file one writes, the next reads, like a container) and
+//! run concurrently, each in its own process group with its own argv,
+//! environment, working directory, timeout, stdio and exit status.
+//!
+//! Ending: [`Session::close`], dropping the [`Session`], or the caller dying
+//! closes the control channel; the init then kills every process in the
+//! sandbox and exits, and the namespaces (mounts, network) go with it.
+//!
+//! A command is reported ended as soon as its leader (the process started
+//! for it) exits, like `docker exec`; processes it left running keep running
+//! until the session ends. Its timeout and [`SessionChild::kill`] reach its
+//! process group and every group of its session id; a process that calls
+//! `setsid` itself escapes both and lives until the session ends.
+
+mod child;
+mod command;
+mod demux;
+
+pub use child::SessionChild;
+pub use command::SessionCommand;
+
+use std::os::fd::{OwnedFd, RawFd};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::child::Stdio;
+use crate::error::Error;
+use crate::launch::{Keeper, Launched};
+use demux::Shared;
+
+/// What every command of a session starts from, fixed by the
+/// [`Sandbox`](crate::Sandbox) the session came from.
+#[derive(Debug, Clone)]
+pub(crate) struct Defaults {
+    /// The sandbox's environment; a command's own variables are added.
+    pub env: Vec<(String, String)>,
+    /// Working directory when a command names none.
+    pub cwd: String,
+    /// Timeout when a command sets none.
+    pub timeout: Option<Duration>,
+    /// SIGTERM-to-SIGKILL grace when a command sets none.
+    pub grace: Duration,
+    /// The sandbox's stdio choices, if it made any.
+    pub stdio: [Option<Stdio>; 3],
+    /// Pass-throughs every command gets (the sandbox's `pass_fd`s).
+    pub passes: Vec<(Arc<OwnedFd>, RawFd)>,
+    /// For a root caller, the host ids that anonymous pipes are handed to
+    /// (see `sandbox::hand_pipe_to`).
+    pub pipe_owner: Option<(u32, u32)>,
+}
+
+/// A warm sandbox that runs many commands. See the [module
+/// documentation](self) and [`Sandbox::session`](crate::Sandbox::session).
+///
+/// ```
+/// use stockade::{Fs, Sandbox};
+/// # fn main() -> Result<(), stockade::Error> {
+/// let session = Sandbox::new().fs(Fs::minimal()).session()?;
+/// session.command(["sh", "-c", "echo hi > /tmp/note"]).status()?;
+/// let out = session.command(["cat", "/tmp/note"]).output()?;
+/// assert_eq!(out.stdout, b"hi\n");
+/// session.close()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Session {
+    shared: Arc<Shared>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    keeper: Option<Keeper>,
+    proxy: Option<Arc<crate::proxy::Served>>,
+    defaults: Defaults,
+    next_id: AtomicU64,
+    init_pid: u32,
+    landlock_abi: u32,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shared(..)")
+    }
+}
+
+impl Session {
+    /// Take over a started session sandbox. On error the sandbox is ended.
+    pub(crate) fn new(
+        mut launched: Launched,
+        defaults: Defaults,
+        proxy: Option<crate::proxy::Served>,
+    ) -> Result<Session, Error> {
+        launched.listeners.clear();
+        let (shared, reader) = match Shared::start(launched.control) {
+            Ok(started) => started,
+            Err(e) => {
+                // The control socket went with the failed start: the init
+                // has seen it close and is ending the sandbox.
+                launched.keeper.reap_soon();
+                return Err(e);
+            }
+        };
+        Ok(Session {
+            shared,
+            reader: Some(reader),
+            keeper: Some(launched.keeper),
+            proxy: proxy.map(Arc::new),
+            defaults,
+            next_id: AtomicU64::new(1),
+            init_pid: launched.init_pid,
+            landlock_abi: launched.landlock_abi,
+        })
+    }
+
+    /// A command to run in this session; `argv[0]` is looked up in the
+    /// command's `PATH`.
+    pub fn command<I: IntoIterator<Item = S>, S: Into<String>>(
+        &self,
+        argv: I,
+    ) -> SessionCommand<'_> {
+        SessionCommand::new(self, argv.into_iter().map(Into::into).collect())
+    }
+
+    /// Host pid of the session's init (PID 1 inside). Its death takes every
+    /// process of the session with it.
+    pub fn pid(&self) -> u32 {
+        self.init_pid
+    }
+
+    /// The Landlock ABI every command is restricted at (0 only when the
+    /// caller accepted running without Landlock).
+    pub fn landlock_abi(&self) -> u32 {
+        self.landlock_abi
+    }
+
+    /// Every decision of the session's egress proxy so far (`Net::Proxy`;
+    /// empty otherwise).
+    pub fn proxy_events(&self) -> Vec<crate::proxy::ProxyEvent> {
+        self.proxy.as_ref().map(|p| p.events()).unwrap_or_default()
+    }
+
+    /// End the session and wait until every process of the sandbox is gone.
+    /// Commands still running are killed; their handles' `wait` then fails.
+    pub fn close(mut self) -> Result<(), Error> {
+        self.end(true);
+        Ok(())
+    }
+
+    /// Close the channel (the init kills everything and exits), stop the
+    /// reader and the proxy, and reap the helper: now, or in the background.
+    fn end(&mut self, wait: bool) {
+        self.shared.shut_down();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        if let Some(keeper) = self.keeper.take() {
+            if wait {
+                let _ = keeper.wait();
+            } else {
+                keeper.reap_soon();
+            }
+        }
+        if let Some(p) = &self.proxy {
+            p.stop();
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.end(false);
+    }
+}
