@@ -190,9 +190,16 @@ fn a_timeout_kills_only_its_own_command() {
     let _g = shared();
     let ws = Workspace::new("session-timeout");
     let session = session_in(&ws);
-    let child_sleep = marker_sleep(1);
+    let (child_sleep, own_group, escaped) = (marker_sleep(1), marker_sleep(6), marker_sleep(7));
+    // One child in the command's group, one moved to a group of its own
+    // (still in the command's session), one escaped with setsid.
+    let script = format!(
+        "sleep {child_sleep} & \
+         python3 -c 'import os; os.setpgid(0, 0); os.execvp(\"sleep\", [\"sleep\", \"{own_group}\"])' & \
+         setsid sleep {escaped} & sleep 60"
+    );
     let slow = session
-        .command(["sh", "-c", &format!("sleep {child_sleep} & sleep 60")])
+        .command(["sh", "-c", &script])
         .timeout(Duration::from_millis(500))
         .stdout(Stdio::Null)
         .spawn()
@@ -211,13 +218,21 @@ fn a_timeout_kills_only_its_own_command() {
         "{:?}",
         st.duration()
     );
-    // The timed-out command's background child went with it ...
+    // The timed-out command's children went with it, unless escaped ...
     assert_gone(&child_sleep, "the timed-out command's child");
+    assert_gone(&own_group, "the timed-out command's child in another group");
+    assert_sleeping(&escaped, 1, "a child that called setsid");
     // ... while the concurrent command ran to its end.
     assert!(other.status.success(), "{}", other.status);
     assert_eq!(text(&other.stdout), "finished\n");
     assert!(started.elapsed() >= Duration::from_millis(1500));
     assert!(sh(&session, "true").status.success());
+    session.close().unwrap();
+    assert_eq!(
+        sleeping(&escaped),
+        0,
+        "the escaped child outlived the session"
+    );
 }
 
 #[test]
@@ -347,6 +362,55 @@ fn dropping_the_session_kills_a_running_command() {
     assert_gone(&m, "after dropping the session");
     let err = child.wait().expect_err("the session has ended");
     assert!(err.to_string().contains("session has ended"), "{err}");
+}
+
+/// The caller dying ends the session too: its end of the control channel
+/// closes with it. The caller here is this test binary, re-run to own a
+/// session (`a_session_owner_to_kill`) and then SIGKILLed.
+#[test]
+fn the_callers_death_ends_the_session() {
+    require_root();
+    let _g = shared();
+    let m = marker_sleep(8);
+    let mut owner = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_session_owner_to_kill",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("STOCKADE_SESSION_OWNER_SLEEP", &m)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(owner.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("session owner ready") {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut lines, &mut line).unwrap();
+        assert!(n > 0, "the owner ended before it was ready");
+    }
+    assert_sleeping(&m, 1, "the owner's command");
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    assert_gone(&m, "after the session's owner died");
+}
+
+/// Body of the test above; does nothing unless run by it.
+#[test]
+#[ignore]
+fn a_session_owner_to_kill() {
+    let Some(m) = std::env::var_os("STOCKADE_SESSION_OWNER_SLEEP") else {
+        return;
+    };
+    let session = Sandbox::new().session().unwrap();
+    let _child = session
+        .command(["sleep", m.to_str().unwrap()])
+        .stdout(Stdio::Null)
+        .spawn()
+        .unwrap();
+    println!("session owner ready");
+    std::thread::sleep(Duration::from_secs(60));
 }
 
 /// No new namespaces per command: the same PID 1 and the same namespaces
@@ -567,7 +631,8 @@ fn session_exec_vs_cold_spawn_p50() {
         session.command(["/bin/true"]).status().unwrap();
         cold.status().unwrap();
     }
-    let (mut warm, mut cold_t, mut bare) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut warm, mut cold_t, mut bare, mut started) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..N {
         let t = Instant::now();
         assert!(session.command(["/bin/true"]).status().unwrap().success());
@@ -581,11 +646,41 @@ fn session_exec_vs_cold_spawn_p50() {
             .unwrap()
             .success());
         bare.push(t.elapsed());
+        let t = Instant::now();
+        let mut c = session.command(["/bin/true"]).spawn().unwrap();
+        started.push(t.elapsed());
+        c.wait().unwrap();
     }
     eprintln!(
-        "p50 of {N}, interleaved: session exec {:?}, cold spawn {:?}, bare std::process exec {:?}",
+        "p50 of {N}, interleaved: session exec {:?} (of which spawn until exec'd {:?}), \
+         cold spawn {:?}, bare std::process exec {:?}",
         p50(warm),
+        p50(started),
         p50(cold_t),
         p50(bare)
+    );
+    // Rss counts the shared pages of the (large) test binary in full; Pss
+    // shares them out.
+    let rss = |pid: u32| {
+        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
+        let field = |k: &str| {
+            rollup
+                .lines()
+                .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+                .unwrap()
+        };
+        format!("Rss {}, Pss {}", field("Rss:"), field("Pss:"))
+    };
+    let helper = std::fs::read_to_string(format!("/proc/{}/stat", session.pid())).unwrap();
+    let helper: u32 = helper[helper.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    eprintln!(
+        "idle session: init {}; helper {}",
+        rss(session.pid()),
+        rss(helper)
     );
 }
