@@ -470,6 +470,38 @@ fn the_rings_hold_for_every_command() {
     assert!(!fenced.path().join("file").exists());
 }
 
+/// Each command is its own Landlock domain, and Landlock's signal scoping
+/// (ABI 6) keeps a domain from signalling outside itself: a command cannot
+/// signal what another command started, not even the background process of
+/// an earlier command. Only the command's own kill, its timeout or the
+/// session's end reach it.
+#[test]
+fn commands_cannot_signal_each_other() {
+    require_root();
+    let _g = shared();
+    let ws = Workspace::new("session-signals");
+    let session = session_in(&ws);
+    if session.landlock_abi() < 6 {
+        eprintln!(
+            "Landlock ABI {} has no signal scoping: skipped",
+            session.landlock_abi()
+        );
+        return;
+    }
+    let m = marker_sleep(9);
+    let out = sh(&session, &format!("sleep {m} & echo $!"));
+    let pid = text(&out.stdout).trim().to_string();
+    let out = sh(&session, &format!("kill {pid}"));
+    assert!(
+        text(&out.stderr).contains("Operation not permitted"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_sleeping(&m, 1, "a process another command tried to kill");
+    session.close().unwrap();
+    assert_eq!(sleeping(&m), 0);
+}
+
 #[test]
 fn a_proxy_session_serves_every_command() {
     require_root();

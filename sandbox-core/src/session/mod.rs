@@ -18,6 +18,15 @@
 //! until the session ends. Its timeout and [`SessionChild::kill`] reach its
 //! process group and every group of its session id; a process that calls
 //! `setsid` itself escapes both and lives until the session ends.
+//!
+//! Each command enforces the session's Landlock ruleset in a domain of its
+//! own (the last hop's `landlock_restrict_self`), so with Landlock's signal
+//! scoping (ABI 6 and later) a command cannot signal (or ptrace-inspect)
+//! processes of another command, not even a background process an earlier
+//! command left: one command cannot disturb another, and ending such a
+//! process is the session's job (its end, or the timeout or kill of the
+//! command that started it while that command runs). Abstract unix sockets
+//! are scoped the same way; pathname sockets and the filesystem are shared.
 
 mod child;
 mod command;
