@@ -346,6 +346,24 @@ fn a_background_process_lives_until_the_session_closes() {
     }
 }
 
+/// A background process that never stops writing to the captured stdout
+/// does not keep `output()` from returning at the leader's exit.
+#[test]
+fn output_returns_despite_an_endless_background_writer() {
+    require_root();
+    let _g = shared();
+    let ws = Workspace::new("session-writer");
+    let session = session_in(&ws);
+    let t = Instant::now();
+    let out = sh(&session, "yes & echo leader done >&2");
+    assert!(out.status.success());
+    assert_eq!(text(&out.stderr), "leader done\n");
+    // Whatever `yes` wrote until shortly after the leader's end.
+    assert!(out.stdout.iter().all(|&b| b == b'y' || b == b'\n'));
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    session.close().unwrap();
+}
+
 #[test]
 fn dropping_the_session_kills_a_running_command() {
     require_root();

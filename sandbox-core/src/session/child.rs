@@ -211,16 +211,29 @@ impl SessionChild {
                 }
             }
         }
-        // The leader has ended: what it wrote is in the pipes already.
+        // The leader has ended: what it wrote is in the pipes already, at
+        // most a pipe's capacity. The cap keeps a background process that
+        // writes on and on from holding the caller here.
         for (pipe, buf) in pipes.iter_mut().zip(&mut bufs) {
             if let Some(f) = pipe {
                 set_nonblocking(f)?;
-                while read_some(Some(f), buf)? > 0 {}
+                let mut drained = 0;
+                while drained < DRAIN_CAP {
+                    match read_some(Some(f), buf)? {
+                        0 => break,
+                        n => drained += n,
+                    }
+                }
             }
         }
         Ok(bufs)
     }
 }
+
+/// The most read from a pipe after the command's leader has ended: the
+/// largest pipe an unprivileged process can have by default
+/// (`/proc/sys/fs/pipe-max-size`).
+const DRAIN_CAP: usize = 1 << 20;
 
 /// One `read` into `buf`; 0 at end of file or when nothing is there
 /// (non-blocking).
