@@ -22,9 +22,9 @@ mod policy;
 /// The egress proxy: domain-allowlist policy and the HTTP/SOCKS5 front ends.
 pub mod proxy;
 mod sandbox;
-pub mod session;
 /// The seccomp-BPF syscall filter: policy table, compiler and test interpreter.
 pub mod seccomp;
+pub mod session;
 mod supervise;
 mod sys;
 
