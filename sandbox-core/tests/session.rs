@@ -461,17 +461,18 @@ fn the_rings_hold_for_every_command() {
     let _g = shared();
     let ws = Workspace::new("session-rings");
     let fenced = Workspace::new("session-rings-fenced");
+    // Mounted outside /tmp: Landlock rights add up along a path, and the
+    // workspaces may live under /tmp (read-write for Landlock) when the
+    // checkout does.
     let session = Sandbox::new()
-        .fs(Fs::minimal().rw(ws.path()).rw(fenced.path()))
-        .landlock_withhold(fenced.path())
+        .fs(Fs::minimal().rw(ws.path()).rw_at(fenced.path(), "/fenced"))
+        .landlock_withhold("/fenced")
         .session()
         .unwrap();
     assert!(session.landlock_abi() >= 1);
-    let script = format!(
-        "grep -E '^(Seccomp|NoNewPrivs|CapEff):' /proc/self/status; \
-         echo x > {}/file 2>&1 || true; echo y > ok && echo wrote",
-        fenced.str()
-    );
+    let script = "grep -E '^(Seccomp|NoNewPrivs|CapEff):' /proc/self/status; \
+         echo x > /fenced/file 2>&1 || true; echo y > ok && echo wrote"
+        .to_string();
     for _ in 0..3 {
         let out = sh(&session, &script);
         let got = text(&out.stdout);
