@@ -199,7 +199,9 @@ fn run(args: &RunArgs) -> ExitCode {
     // The CLI is small and single-threaded: it does the helper's setup itself.
     let proxy_events = Arc::new(Mutex::new(Vec::new()));
     let sink = proxy_events.clone();
+    let mut limits = stockade::Limits::default();
     let outcome = build(args).and_then(|sb| {
+        limits = sb.limit_settings().clone();
         sb.on_proxy_event(move |e| {
             if let Ok(mut v) = sink.lock() {
                 v.push(e.clone());
@@ -209,7 +211,7 @@ fn run(args: &RunArgs) -> ExitCode {
     });
     if let Some(path) = &args.report {
         let events = proxy_events.lock().map(|v| v.clone()).unwrap_or_default();
-        if let Err(e) = report::write(path, &outcome, &events) {
+        if let Err(e) = report::write(path, &outcome, &events, &limits) {
             eprintln!("stockade: cannot write report {}: {e}", path.display());
         }
     }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::Serialize;
 use stockade::proxy::ProxyEvent;
-use stockade::{Error, ExitStatus};
+use stockade::{Error, ExitStatus, Limits};
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -13,8 +13,15 @@ struct Report<'a> {
     /// Terminating signal of the command, if any.
     signal: Option<i32>,
     timed_out: bool,
-    /// Unknown (null) until memory limits are enforced by a cgroup.
+    /// From the sandbox cgroup's OOM counter; null when there was no cgroup
+    /// (no limits set).
     oom_killed: Option<bool>,
+    /// Peak memory of the sandbox in bytes (cgroup; null without limits).
+    peak_memory: Option<u64>,
+    /// CPU seconds of the whole sandbox (cgroup; null without limits).
+    cpu_time: Option<f64>,
+    /// What enforced `--memory/--pids/--cpu` (null when nothing ran).
+    limits: Option<LimitsInfo>,
     /// Seconds from spawn to the end of the whole process tree.
     duration: f64,
     /// The layers the command ran under (null when nothing ran).
@@ -22,6 +29,17 @@ struct Report<'a> {
     events: Vec<Event<'a>>,
     /// Set when the sandbox could not be set up or the program not started.
     error: Option<ErrorInfo>,
+}
+
+#[derive(Serialize)]
+struct LimitsInfo {
+    /// `none` (no limits asked for), `cgroup v1` or `cgroup v2`.
+    level: &'static str,
+    /// The limits asked for, as given on the command line.
+    memory: Option<u64>,
+    pids: Option<u64>,
+    /// Cores.
+    cpu: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -80,6 +98,7 @@ pub fn write(
     path: &Path,
     outcome: &Result<ExitStatus, Error>,
     proxy: &[ProxyEvent],
+    limits: &Limits,
 ) -> std::io::Result<()> {
     let r = match outcome {
         Ok(s) => {
@@ -92,7 +111,15 @@ pub fn write(
                 exit_code: s.exit_code(),
                 signal: s.signal(),
                 timed_out: s.timed_out(),
-                oom_killed: None,
+                oom_killed: s.oom_killed(),
+                peak_memory: s.peak_memory(),
+                cpu_time: s.cpu_time().map(|d| d.as_secs_f64()),
+                limits: Some(LimitsInfo {
+                    level: s.limits_level().name(),
+                    memory: limits.memory,
+                    pids: limits.pids,
+                    cpu: limits.cpu_millis.map(|m| m as f64 / 1000.0),
+                }),
                 duration: s.duration().as_secs_f64(),
                 layers: Some(Layers {
                     landlock_abi: s.landlock_abi(),
@@ -107,6 +134,9 @@ pub fn write(
             signal: None,
             timed_out: false,
             oom_killed: None,
+            peak_memory: None,
+            cpu_time: None,
+            limits: None,
             duration: 0.0,
             layers: None,
             events: vec![Event::new("setup_failed", e.to_string())],

@@ -98,6 +98,60 @@ impl Read for ChildStderr {
     }
 }
 
+/// What enforced the [`crate::Limits`] of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LimitsLevel {
+    /// No limits were asked for (no cgroup was created).
+    #[default]
+    None,
+    /// A cgroup on the v1 hierarchies (hybrid hosts).
+    CgroupV1,
+    /// A cgroup v2 cgroup.
+    CgroupV2,
+}
+
+impl LimitsLevel {
+    /// `none`, `cgroup v1` or `cgroup v2`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitsLevel::None => "none",
+            LimitsLevel::CgroupV1 => "cgroup v1",
+            LimitsLevel::CgroupV2 => "cgroup v2",
+        }
+    }
+}
+
+/// What the sandbox's cgroup counted (all None without limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Usage {
+    pub level: LimitsLevel,
+    pub oom_killed: Option<bool>,
+    pub peak_memory: Option<u64>,
+    pub cpu_time: Option<Duration>,
+}
+
+impl Usage {
+    /// Read the counters of `cg` (None: no limits, all unknown).
+    pub(crate) fn of(cg: Option<&crate::cgroup::SandboxCgroup>) -> Usage {
+        let Some(cg) = cg else {
+            return Usage::default();
+        };
+        let level = cg.level();
+        match cg.stats() {
+            Ok(st) => Usage {
+                level,
+                oom_killed: Some(st.oom_killed),
+                peak_memory: st.peak_memory,
+                cpu_time: st.cpu_time,
+            },
+            Err(_) => Usage {
+                level,
+                ..Usage::default()
+            },
+        }
+    }
+}
+
 /// How a sandboxed command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExitStatus {
@@ -106,6 +160,7 @@ pub struct ExitStatus {
     pub(crate) timed_out: bool,
     pub(crate) duration: Duration,
     pub(crate) landlock_abi: u32,
+    pub(crate) usage: Usage,
 }
 
 impl ExitStatus {
@@ -133,6 +188,24 @@ impl ExitStatus {
     /// accepted running without Landlock on a host that lacks it.
     pub fn landlock_abi(&self) -> u32 {
         self.landlock_abi
+    }
+    /// Whether the kernel's OOM killer killed a process of the sandbox (from
+    /// the cgroup's own counter, never guessed from SIGKILL); None when no
+    /// memory-accounting cgroup was used (no limits).
+    pub fn oom_killed(&self) -> Option<bool> {
+        self.usage.oom_killed
+    }
+    /// Peak memory of the whole sandbox in bytes (cgroup; None without limits).
+    pub fn peak_memory(&self) -> Option<u64> {
+        self.usage.peak_memory
+    }
+    /// CPU time of every process of the sandbox (cgroup; None without limits).
+    pub fn cpu_time(&self) -> Option<Duration> {
+        self.usage.cpu_time
+    }
+    /// What enforced the limits ([`LimitsLevel::None`] when none were set).
+    pub fn limits_level(&self) -> LimitsLevel {
+        self.usage.level
     }
     /// The CLI's exit status: the program's own, `128+N` for signal N, `124`
     /// on timeout.
@@ -188,6 +261,7 @@ pub struct Child {
     started: Instant,
     status: Option<ExitStatus>,
     proxy: Option<crate::proxy::Served>,
+    cgroup: Option<crate::cgroup::SandboxCgroup>,
 }
 
 impl Child {
@@ -204,6 +278,7 @@ impl Child {
             started,
             status: None,
             proxy: None,
+            cgroup: l.cgroup,
         }
     }
 
@@ -320,6 +395,7 @@ impl Child {
                     timed_out,
                     duration: self.started.elapsed(),
                     landlock_abi: self.landlock_abi,
+                    usage: Usage::of(self.cgroup.as_ref()),
                 });
                 self.finish();
                 Ok(())
@@ -332,6 +408,22 @@ impl Child {
                 "unexpected report from the helper: {other:?}"
             ))),
             Ok(None) => {
+                // A memory bomb the OOM killer cannot end by killing the command
+                // (tmpfs, shm) ends with the init itself killed: the cgroup's
+                // counter says so, and that is the command's end.
+                let usage = Usage::of(self.cgroup.as_ref());
+                if usage.oom_killed == Some(true) {
+                    self.status = Some(ExitStatus {
+                        code: None,
+                        signal: Some(libc::SIGKILL),
+                        timed_out: false,
+                        duration: self.started.elapsed(),
+                        landlock_abi: self.landlock_abi,
+                        usage,
+                    });
+                    self.finish();
+                    return Ok(());
+                }
                 self.finish();
                 Err(Error::Helper(
                     "the sandbox ended without reporting its exit status".into(),
@@ -353,6 +445,8 @@ impl Child {
         if let Some(k) = self.keeper.take() {
             k.reap_soon();
         }
+        // Kills whatever is left (at most the exiting init) and removes it.
+        self.cgroup = None;
     }
 }
 

@@ -148,6 +148,7 @@ impl fmt::Display for Report {
 pub fn report(end_to_end: impl FnOnce() -> Result<(), String>) -> Report {
     let facts = Facts::probe();
     let mut checks = facts.checks();
+    checks.push(check_limits(crate::cgroup::available()));
     let missing: Vec<&str> = checks
         .iter()
         .filter(|c| c.status == Status::Missing)
@@ -989,6 +990,39 @@ fn check_no_new_privs(current: Result<bool, Errno>) -> Check {
 }
 
 /// The caller's real sandbox run; `missing` names the static checks that already failed.
+/// The level `--memory/--pids/--cpu` are enforced at, from the same detection the
+/// launcher uses: `cgroup v1`, `cgroup v2`, or `none` (each limit then fails closed).
+fn check_limits(avail: &crate::cgroup::Available) -> Check {
+    use crate::cgroup::{Available, Controller};
+    let unusable: Vec<_> = [Controller::Memory, Controller::Pids, Controller::Cpu]
+        .into_iter()
+        .filter_map(|c| avail.unusable(c))
+        .collect();
+    let level = match avail {
+        Available::V2(_) => "cgroup v2",
+        Available::V1(_) => "cgroup v1",
+        Available::None { .. } => "none",
+    };
+    if unusable.is_empty() {
+        return Check::ok(
+            "limits",
+            format!(
+                "level {level}: --memory, --pids and --cpu are enforced by a cgroup per sandbox"
+            ),
+        );
+    }
+    let names: Vec<_> = unusable.iter().map(|u| u.controller.name()).collect();
+    Check::limited(
+        "limits",
+        format!(
+            "level {level}: {} cannot be enforced ({}); asking for them fails closed (exit 125)",
+            names.join(", "),
+            unusable[0].why
+        ),
+        unusable[0].fix.clone(),
+    )
+}
+
 fn check_end_to_end(result: Result<(), String>, missing: &[&str]) -> Check {
     const LAYER: &str = "end-to-end";
     let Err(message) = result else {
@@ -1405,6 +1439,7 @@ mod tests {
                 "seccomp",
                 "no-new-privs",
                 "cgroups",
+                "limits",
                 "end-to-end"
             ]
         );

@@ -28,7 +28,9 @@ pub mod session;
 mod supervise;
 mod sys;
 
-pub use child::{Child, ChildStderr, ChildStdin, ChildStdout, ExitStatus, Output, Stdio};
+pub use child::{
+    Child, ChildStderr, ChildStdin, ChildStdout, ExitStatus, LimitsLevel, Output, Stdio,
+};
 pub use error::{Error, Layer, SetupFailure};
 pub use launch::helper::set_helper_path;
 pub use policy::{parse_size, Fs, Limits, Mount, Net, PolicyFile, ProxyPolicy, Syscalls};

@@ -191,6 +191,11 @@ impl Sandbox {
         self.limits = l;
         self
     }
+
+    /// The limits set with [`Sandbox::limits`].
+    pub fn limit_settings(&self) -> &Limits {
+        &self.limits
+    }
     /// Wall-clock limit: SIGTERM to the whole tree, then SIGKILL after a short grace.
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = Some(t);
@@ -359,9 +364,11 @@ impl Sandbox {
         };
         let proxy_policy = self.proxy_policy()?;
         // The init ignores a session's own stdio: /dev/null fills the slots.
-        let stdio = (0..3).map(dev_null).collect::<Result<Vec<_>, _>>()?;
+        let mut stdio = (0..3).map(dev_null).collect::<Result<Vec<_>, _>>()?;
+        let cgroup = self.limit_cgroup(&mut plan, &mut stdio)?;
         let mut launched =
             launch::launch(&plan, &helper::find_helper(self.helper.as_deref())?, stdio)?;
+        launched.cgroup = cgroup;
         let served = match proxy_policy {
             None => None,
             Some(policy) => {
@@ -425,11 +432,14 @@ impl Sandbox {
             stdio.push(fd.try_clone()?);
         }
         let proxy_policy = self.proxy_policy()?;
+        let mut plan = plan;
+        let cgroup = self.limit_cgroup(&mut plan, &mut stdio)?;
         let mut launched = if in_process && self.helper.is_none() && launch::single_threaded() {
             launch::launch_in_process(&plan, stdio)?
         } else {
             launch::launch(&plan, &helper::find_helper(self.helper.as_deref())?, stdio)?
         };
+        launched.cgroup = cgroup;
         let listeners = std::mem::take(&mut launched.listeners);
         let mut child = Child::new(launched, [in_host, out_host, err_host], started);
         if let Some(policy) = proxy_policy {
@@ -450,7 +460,6 @@ impl Sandbox {
     /// [`Sandbox::plan`], or for a session (no command; see
     /// [`wire::Plan::session`]).
     pub(crate) fn plan_for(&self, session: bool) -> Result<wire::Plan, Error> {
-        self.refuse_unenforced()?;
         self.proxy_policy()?;
         if !session && (self.argv.is_empty() || self.argv[0].is_empty()) {
             return Err(Error::policy("no command given"));
@@ -512,6 +521,7 @@ impl Sandbox {
             landlock,
             proxy_listeners: proxy,
             session,
+            cgroup_procs: 0,
         };
         let size = serde_json::to_vec(&plan)
             .map(|b| b.len())
@@ -536,16 +546,35 @@ impl Sandbox {
         }
     }
 
-    /// Options whose layers this version cannot enforce fail closed.
-    fn refuse_unenforced(&self) -> Result<(), Error> {
-        if !self.limits.is_empty() {
-            return Err(policy::unavailable(
-                "--memory / --pids / --cpu",
-                Layer::Cgroup,
-                "resource limits are not part of this version; nothing was run",
-            ));
+    /// The sandbox's cgroup when limits are set (None without: no cgroup, no
+    /// cost), with its `cgroup.procs` files appended to `fds` and counted in
+    /// `plan` so the outer half moves the init in before releasing it.
+    fn limit_cgroup(
+        &self,
+        plan: &mut wire::Plan,
+        fds: &mut Vec<OwnedFd>,
+    ) -> Result<Option<crate::cgroup::SandboxCgroup>, Error> {
+        if self.limits.is_empty() {
+            return Ok(None);
         }
-        Ok(())
+        let cg = crate::cgroup::create_for(&self.limits)?;
+        for dir in cg.paths() {
+            let procs = dir.join("cgroup.procs");
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&procs)
+                .map_err(|e| {
+                    Error::Setup(crate::error::SetupFailure {
+                        layer: Layer::Cgroup,
+                        step: format!("open {}", procs.display()),
+                        errno: e.raw_os_error().unwrap_or(0),
+                        detail: e.to_string(),
+                    })
+                })?;
+            fds.push(f.into());
+            plan.cgroup_procs += 1;
+        }
+        Ok(Some(cg))
     }
 
     /// A safe base set, then pass-throughs, then explicit values.

@@ -429,44 +429,53 @@ fn invalid_proxy_patterns_are_policy_errors_before_anything_runs() {
     }
 }
 
+/// Limits through the helper (the library path; the CLI tests cover the
+/// in-process one): a cgroup is used, its counters are reported, a memory
+/// bomb is OOM-killed and said so, and nothing is left behind.
 #[test]
-fn limits_are_unsupported_and_fail_closed() {
+fn limits_use_a_cgroup_through_the_helper() {
     require_root();
-    for limits in [
-        Limits::new().memory(1 << 30),
-        Limits::new().pids(64),
-        Limits::new().cpu(1.0),
-    ] {
-        let err = Sandbox::new()
-            .limits(limits.clone())
-            .command(["/bin/true"])
-            .output()
-            .expect_err("cgroup limits are not available: must fail closed");
-        assert!(
-            matches!(
-                err,
-                Error::Unsupported {
-                    layer: Layer::Cgroup,
-                    ..
-                }
-            ),
-            "{limits:?}: {err:?}"
-        );
-        assert_eq!(err.layer(), Layer::Cgroup);
-        assert_eq!(err.exit_code(), 125);
-    }
-    // Failing closed means nothing ran: a marker file is not created.
-    let ws = Workspace::new("limits");
-    let _ = Sandbox::new()
-        .fs(Fs::minimal().rw(ws.path()))
-        .limits(Limits::new().memory(1 << 30))
-        .command(["touch", "ran"])
+    let out = Sandbox::new()
+        .limits(Limits::new().memory(64 << 20).pids(64).cpu(1.0))
+        .command(["/bin/true"])
         .output()
-        .expect_err("must fail");
-    assert!(
-        !ws.path().join("ran").exists(),
-        "the command ran despite an unenforceable limit"
-    );
+        .unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_ne!(out.status.limits_level(), stockade::LimitsLevel::None);
+    assert_eq!(out.status.oom_killed(), Some(false));
+    assert!(out.status.cpu_time().is_some());
+    assert!(out.status.peak_memory().is_some_and(|p| p > 0));
+
+    let out = Sandbox::new()
+        .limits(Limits::new().memory(32 << 20))
+        .command(["python3", "-c", "b = bytearray(200 << 20)"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.oom_killed(), Some(true), "{:?}", out.status);
+    assert_eq!(out.status.exit_code(), 137);
+
+    // Without limits: no cgroup, nothing known.
+    let out = Sandbox::new().command(["/bin/true"]).output().unwrap();
+    assert_eq!(out.status.oom_killed(), None);
+    assert_eq!(out.status.limits_level(), stockade::LimitsLevel::None);
+    let left = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    for line in left.lines() {
+        let rel = line.splitn(3, ':').nth(2).unwrap_or("");
+        let name = line.split(':').nth(1).unwrap_or("");
+        if name.contains("memory") {
+            let dir = format!("/sys/fs/cgroup/memory{rel}");
+            let stale: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap()
+                .flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(&format!("stockade-{}-", std::process::id()))
+                })
+                .collect();
+            assert!(stale.is_empty(), "left behind: {stale:?}");
+        }
+    }
 }
 
 #[test]

@@ -40,9 +40,21 @@
 //! Nothing here downgrades silently: asking for a limit whose controller is unusable is
 //! a [`CgroupError::Unavailable`]; the caller decides the fallback (rlimits) or fails.
 //!
-//! The launcher is not wired to this yet (groundwork): see [`SandboxCgroup`].
+//! # Wiring
+//!
+//! Only when [`crate::Limits`] are set ([`create_for`]): the host (the library's
+//! process, which owns the result) detects once ([`available`]), creates the
+//! cgroup, and opens each directory's `cgroup.procs`. Those files travel with the
+//! plan as extra descriptors ([`crate::launch::wire::Plan::cgroup_procs`]); the
+//! outer half (the helper, or the CLI itself in-process) writes the init's pid
+//! into each after the clone and before sending `Go`, so the init has run nothing
+//! of the plan and forked nothing yet. The same code serves v1 and v2 and both
+//! paths, including pre-warmed helpers whose init was cloned before the plan
+//! existed (which also rules out `CLONE_INTO_CGROUP`). The `SandboxCgroup` stays
+//! in the `Child` or `Session`: counters are read when the exit is reported and
+//! the cgroup is killed and removed when its owner ends.
 
-// Groundwork: the launcher wires this in next; until then only the tests use it.
+// Some accessors serve only the tests.
 #![cfg_attr(not(test), allow(dead_code))]
 
 pub(crate) mod detect;
@@ -88,6 +100,46 @@ impl Controller {
             Controller::Io => "io",
         }
     }
+}
+
+/// [`Available::detect`] for this process, once.
+pub(crate) fn available() -> &'static Available {
+    static AVAIL: std::sync::OnceLock<Available> = std::sync::OnceLock::new();
+    AVAIL.get_or_init(Available::detect)
+}
+
+/// A fresh cgroup with `limits` for one sandbox, or why the limits cannot be
+/// enforced (fail closed: nothing runs).
+pub(crate) fn create_for(limits: &crate::Limits) -> Result<SandboxCgroup, crate::Error> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let name = format!(
+        "stockade-{}-{}-{nanos:x}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    SandboxCgroup::create(available(), &name, &limits.into()).map_err(|e| match e {
+        CgroupError::Unavailable(u) => crate::Error::Unsupported {
+            option: format!("--{}", u.controller.name()),
+            layer: crate::error::Layer::Cgroup,
+            detail: format!("{}; nothing was run; fix: {}", u.why, u.fix),
+        },
+        e => {
+            let errno = match &e {
+                CgroupError::Io { source, .. } => source.raw_os_error().unwrap_or(0),
+                _ => 0,
+            };
+            crate::Error::Setup(crate::error::SetupFailure {
+                layer: crate::error::Layer::Cgroup,
+                step: "create the sandbox cgroup".into(),
+                errno,
+                detail: e.to_string(),
+            })
+        }
+    })
 }
 
 /// The limits of one sandbox cgroup.
@@ -526,6 +578,14 @@ impl SandboxCgroup {
         match &self.inner {
             Inner::V2(c) => c.swap_capped,
             Inner::V1(c) => c.swap_capped,
+        }
+    }
+
+    /// What enforces the limits.
+    pub(crate) fn level(&self) -> crate::LimitsLevel {
+        match &self.inner {
+            Inner::V2(_) => crate::LimitsLevel::CgroupV2,
+            Inner::V1(_) => crate::LimitsLevel::CgroupV1,
         }
     }
 

@@ -42,6 +42,8 @@ pub(crate) struct Launched {
     /// The proxy's listening sockets (proxy mode only), see
     /// [`crate::proxy::listen::ORDER`].
     pub listeners: Vec<OwnedFd>,
+    /// The sandbox's cgroup (limits set), removed when its owner drops it.
+    pub cgroup: Option<crate::cgroup::SandboxCgroup>,
 }
 
 /// Start the sandbox for `plan` with a pre-warmed helper if one is ready for
@@ -185,6 +187,7 @@ fn await_start(
             init_pid: pid as u32,
             landlock_abi,
             listeners,
+            cgroup: None,
         }),
         other => {
             drop(host_end);

@@ -191,12 +191,19 @@ pub(crate) fn hand_over(
     plan: &Plan,
     stdio: Vec<OwnedFd>,
 ) -> Result<(), SetupFailure> {
-    if stdio.len() != 3 + plan.pass_fds.len() {
+    let mut stdio = stdio;
+    let own = 3 + plan.pass_fds.len();
+    if stdio.len() != own + plan.cgroup_procs {
         return Err(helper_fail(format!(
-            "expected {} descriptors (stdio and pass-throughs), got {}",
-            3 + plan.pass_fds.len(),
+            "expected {} descriptors (stdio, pass-throughs and cgroup.procs files), got {}",
+            own + plan.cgroup_procs,
             stdio.len()
         )));
+    }
+    // The init is still waiting for `Go`: it has run nothing of the plan and
+    // forked nothing, so everything it starts from here on is in the cgroup.
+    for procs in stdio.split_off(own) {
+        join_cgroup(&procs, init.as_raw())?;
     }
     let granted = if plan.idmap_grants {
         idmapped_grants(init.as_raw(), plan)?
@@ -217,6 +224,19 @@ pub(crate) fn hand_over(
         &fds,
     )
     .map_err(|e| helper_fail(format!("hand-off to init: {e}")))
+}
+
+/// Write `pid` into an open `cgroup.procs` file (one `write(2)`).
+fn join_cgroup(procs: &OwnedFd, pid: i32) -> Result<(), SetupFailure> {
+    let text = pid.to_string();
+    nix::unistd::write(procs, text.as_bytes())
+        .map(drop)
+        .map_err(|e| SetupFailure {
+            layer: Layer::Cgroup,
+            step: "move the sandbox init into its cgroup".into(),
+            errno: e as i32,
+            detail: "writing its pid to cgroup.procs failed".into(),
+        })
 }
 
 /// Reap the init; an error if it died without sending its own final report.

@@ -98,6 +98,11 @@ pub struct Plan {
     /// [`Spawn`] carries its own), and the stdio sent with the plan is
     /// dropped.
     pub session: bool,
+    /// How many descriptors after the pass-throughs are `cgroup.procs` files
+    /// of the sandbox's cgroup (one per hierarchy; 0 without limits). The
+    /// outer half writes the init's pid into each before releasing it.
+    #[serde(default)]
+    pub cgroup_procs: usize,
 }
 
 /// Helper -> host.

@@ -12,7 +12,7 @@ pub use size::parse_size;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use crate::error::{Error, Layer};
+use crate::error::Error;
 
 /// Default size cap of the sandbox's private `/tmp`.
 pub const DEFAULT_TMP_SIZE: u64 = 256 << 20;
@@ -373,13 +373,4 @@ pub(crate) fn check_timeout(t: Duration) -> Result<(), Error> {
         return Err(Error::policy("timeout must be greater than 0"));
     }
     Ok(())
-}
-
-/// Layer a not-yet-available policy option belongs to.
-pub(crate) fn unavailable(option: &str, layer: Layer, issue: &str) -> Error {
-    Error::Unsupported {
-        option: option.to_string(),
-        layer,
-        detail: issue.to_string(),
-    }
 }

@@ -174,6 +174,8 @@ impl SessionChild {
                 timed_out,
                 duration: self.started.elapsed(),
                 landlock_abi: self.landlock_abi,
+                // The session's cgroup is shared by all its commands.
+                usage: Default::default(),
             });
         }
     }

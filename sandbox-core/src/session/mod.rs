@@ -89,6 +89,9 @@ pub struct Session {
     next_id: AtomicU64,
     init_pid: u32,
     landlock_abi: u32,
+    /// The session's cgroup (limits set): removed after `end`, when the
+    /// session is dropped.
+    cgroup: Option<crate::cgroup::SandboxCgroup>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -123,6 +126,7 @@ impl Session {
             next_id: AtomicU64::new(1),
             init_pid: launched.init_pid,
             landlock_abi: launched.landlock_abi,
+            cgroup: launched.cgroup,
         })
     }
 
@@ -177,6 +181,8 @@ impl Session {
         if let Some(p) = &self.proxy {
             p.stop();
         }
+        // Kills whatever is left and removes the cgroup.
+        self.cgroup = None;
     }
 }
 
