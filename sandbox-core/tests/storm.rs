@@ -76,8 +76,8 @@ enum Kind {
     LimitHit,
 }
 
-/// The mix, per 100 one-shot sandboxes. `Limited` falls back to `Echo`
-/// (and is counted as such) when limits are unsupported.
+/// The mix, per 100 one-shot sandboxes. `Limited` and `LimitHit` fall back
+/// to `Echo` (and are counted as such) when limits are unsupported.
 const MIX: &[(Kind, usize)] = &[
     (Kind::True, 17),
     (Kind::Echo, 18),
