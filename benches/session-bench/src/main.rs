@@ -90,14 +90,16 @@ fn proc_table() -> HashMap<u32, (u32, String)> {
 fn descendants() -> Vec<(u32, String)> {
     let me = std::process::id();
     let t = proc_table();
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    for (&pid, (ppid, _)) in &t {
+        children.entry(*ppid).or_default().push(pid);
+    }
     let mut out = Vec::new();
     let mut frontier = vec![me];
     while let Some(p) = frontier.pop() {
-        for (&pid, (ppid, comm)) in &t {
-            if *ppid == p {
-                out.push((pid, comm.clone()));
-                frontier.push(pid);
-            }
+        for &pid in children.get(&p).map(Vec::as_slice).unwrap_or(&[]) {
+            out.push((pid, t[&pid].1.clone()));
+            frontier.push(pid);
         }
     }
     out.sort();
