@@ -2,7 +2,8 @@
 //! cgroup (root on this hybrid host: cgroup v1), the run report's `limits`, `oom_killed`,
 //! `peak_memory` and `cpu_time`, and the attacks that need no cgroup (tmp fill, rlimits,
 //! priorities, a stopped signal-blocking tree). An unprivileged caller gets no cgroup
-//! here (v1 has no delegation): every limit fails closed with 125 and the remedy.
+//! here (v1 has no delegation): `--pids` falls back to `RLIMIT_NPROC` (per user
+//! namespace), `--memory` and `--cpu` fail closed with 125 and the remedy.
 
 #[macro_use]
 mod common;
@@ -78,9 +79,19 @@ for k in kids:
 "#;
 
 fn fork_bomb(caller: Caller) {
+    // The unprivileged caller has other processes running outside: with the
+    // RLIMIT_NPROC fallback they must not count (ucounts are per user namespace).
+    let outside: Vec<std::process::Child> = (0..8)
+        .map(|_| {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", common::TEST_USER, "--", "sleep", "30"]);
+            c.spawn().unwrap()
+        })
+        .collect();
     let (out, report) = with_report(caller, &["--pids", "32", "--", "python3", "-c", FORK_BOMB]);
-    if caller == Caller::User {
-        return assert_fails_closed(&out, &report, "--pids");
+    for mut c in outside {
+        let _ = c.kill();
+        let _ = c.wait();
     }
     assert_code(&out, 0);
     let text = stdout(&out);
@@ -91,14 +102,24 @@ fn fork_bomb(caller: Caller) {
     assert!((20..=30).contains(&n), "forked {n}\n{}", describe(&out));
     assert_eq!(words[2], "EAGAIN", "{}", describe(&out));
     assert_eq!(report["limits"]["pids"], 32, "{report}");
-    assert!(report["limits"]["level"]
-        .as_str()
-        .unwrap()
-        .starts_with("cgroup"));
+    let level = report["limits"]["level"].as_str().unwrap();
+    match caller {
+        // A pids cgroup (v1 on this host).
+        Caller::Root => assert!(level.starts_with("cgroup"), "{report}"),
+        // No cgroup for an unprivileged caller here: RLIMIT_NPROC in the last hop.
+        Caller::User => assert_eq!(level, "rlimit", "{report}"),
+    }
     // The caller is not affected: it can still fork.
-    let st = std::process::Command::new("/bin/true").status().unwrap();
-    assert!(st.success());
-    eprintln!("fork bomb: {n} children, then EAGAIN");
+    let st = match caller {
+        Caller::Root => std::process::Command::new("sh")
+            .args(["-c", "true & wait"])
+            .status(),
+        Caller::User => std::process::Command::new("runuser")
+            .args(["-u", common::TEST_USER, "--", "sh", "-c", "true & wait"])
+            .status(),
+    };
+    assert!(st.unwrap().success());
+    eprintln!("fork bomb ({caller:?}, {level}): {n} children, then EAGAIN");
 }
 
 /// Compile a SysV shm bomb (python has no shmget) into `dir`.
@@ -293,6 +314,17 @@ fn raises_fail(caller: Caller) {
         "{}",
         describe(&out)
     );
+    // RLIMIT_NOFILE: capped at 65536, never raised: a caller's lower limits stay.
+    if caller == Caller::Root {
+        let out = std::process::Command::new("prlimit")
+            .args(["--nofile=1000:2000"])
+            .arg(common::stockade_bin())
+            .args(["run", "--", "sh", "-c", "ulimit -Sn; ulimit -Hn"])
+            .output()
+            .unwrap();
+        assert_code(&out, 0);
+        assert_eq!(stdout(&out), "1000\n2000\n", "{}", describe(&out));
+    }
     let out = run(caller, &["--", "chrt", "-f", "10", "true"]);
     assert_ne!(common::code(&out), Some(0), "{}", describe(&out));
     assert!(

@@ -108,6 +108,9 @@ pub enum LimitsLevel {
     CgroupV1,
     /// A cgroup v2 cgroup.
     CgroupV2,
+    /// No cgroup could be made; only `--pids` was asked for and is enforced by
+    /// `RLIMIT_NPROC`, counted per user namespace (Linux 5.14+).
+    Rlimit,
 }
 
 impl LimitsLevel {
@@ -117,6 +120,7 @@ impl LimitsLevel {
             LimitsLevel::None => "none",
             LimitsLevel::CgroupV1 => "cgroup v1",
             LimitsLevel::CgroupV2 => "cgroup v2",
+            LimitsLevel::Rlimit => "rlimit",
         }
     }
 }
@@ -131,10 +135,13 @@ pub(crate) struct Usage {
 }
 
 impl Usage {
-    /// Read the counters of `cg` (None: no limits, all unknown).
-    pub(crate) fn of(cg: Option<&crate::cgroup::SandboxCgroup>) -> Usage {
+    /// Read the counters of `cg` (None: no cgroup, all unknown, at `level`).
+    pub(crate) fn of(cg: Option<&crate::cgroup::SandboxCgroup>, level: LimitsLevel) -> Usage {
         let Some(cg) = cg else {
-            return Usage::default();
+            return Usage {
+                level,
+                ..Usage::default()
+            };
         };
         let level = cg.level();
         match cg.stats() {
@@ -262,6 +269,7 @@ pub struct Child {
     status: Option<ExitStatus>,
     proxy: Option<crate::proxy::Served>,
     cgroup: Option<crate::cgroup::SandboxCgroup>,
+    limits_level: LimitsLevel,
 }
 
 impl Child {
@@ -279,6 +287,7 @@ impl Child {
             status: None,
             proxy: None,
             cgroup: l.cgroup,
+            limits_level: l.limits_level,
         }
     }
 
@@ -395,7 +404,7 @@ impl Child {
                     timed_out,
                     duration: self.started.elapsed(),
                     landlock_abi: self.landlock_abi,
-                    usage: Usage::of(self.cgroup.as_ref()),
+                    usage: Usage::of(self.cgroup.as_ref(), self.limits_level),
                 });
                 self.finish();
                 Ok(())
@@ -411,7 +420,7 @@ impl Child {
                 // A memory bomb the OOM killer cannot end by killing the command
                 // (tmpfs, shm) ends with the init itself killed: the cgroup's
                 // counter says so, and that is the command's end.
-                let usage = Usage::of(self.cgroup.as_ref());
+                let usage = Usage::of(self.cgroup.as_ref(), self.limits_level);
                 if usage.oom_killed == Some(true) {
                     self.status = Some(ExitStatus {
                         code: None,

@@ -1011,11 +1011,17 @@ fn check_limits(avail: &crate::cgroup::Available) -> Check {
             ),
         );
     }
+    let rlimit = crate::sandbox::nproc_counts_per_user_namespace();
     let names: Vec<_> = unusable.iter().map(|u| u.controller.name()).collect();
+    let pids = if rlimit && unusable.iter().any(|u| u.controller == Controller::Pids) {
+        "; --pids alone falls back to RLIMIT_NPROC (level rlimit, counted per user namespace)"
+    } else {
+        ""
+    };
     Check::limited(
         "limits",
         format!(
-            "level {level}: {} cannot be enforced ({}); asking for them fails closed (exit 125)",
+            "level {level}: {} cannot be enforced by a cgroup ({}); asking for them fails closed (exit 125){pids}",
             names.join(", "),
             unusable[0].why
         ),

@@ -365,10 +365,11 @@ impl Sandbox {
         let proxy_policy = self.proxy_policy()?;
         // The init ignores a session's own stdio: /dev/null fills the slots.
         let mut stdio = (0..3).map(dev_null).collect::<Result<Vec<_>, _>>()?;
-        let cgroup = self.limit_cgroup(&mut plan, &mut stdio)?;
+        let (cgroup, limits_level) = self.limit_cgroup(&mut plan, &mut stdio)?;
         let mut launched =
             launch::launch(&plan, &helper::find_helper(self.helper.as_deref())?, stdio)?;
         launched.cgroup = cgroup;
+        launched.limits_level = limits_level;
         let served = match proxy_policy {
             None => None,
             Some(policy) => {
@@ -433,13 +434,14 @@ impl Sandbox {
         }
         let proxy_policy = self.proxy_policy()?;
         let mut plan = plan;
-        let cgroup = self.limit_cgroup(&mut plan, &mut stdio)?;
+        let (cgroup, limits_level) = self.limit_cgroup(&mut plan, &mut stdio)?;
         let mut launched = if in_process && self.helper.is_none() && launch::single_threaded() {
             launch::launch_in_process(&plan, stdio)?
         } else {
             launch::launch(&plan, &helper::find_helper(self.helper.as_deref())?, stdio)?
         };
         launched.cgroup = cgroup;
+        launched.limits_level = limits_level;
         let listeners = std::mem::take(&mut launched.listeners);
         let mut child = Child::new(launched, [in_host, out_host, err_host], started);
         if let Some(policy) = proxy_policy {
@@ -522,6 +524,7 @@ impl Sandbox {
             proxy_listeners: proxy,
             session,
             cgroup_procs: 0,
+            nproc: None,
         };
         let size = serde_json::to_vec(&plan)
             .map(|b| b.len())
@@ -548,16 +551,31 @@ impl Sandbox {
 
     /// The sandbox's cgroup when limits are set (None without: no cgroup, no
     /// cost), with its `cgroup.procs` files appended to `fds` and counted in
-    /// `plan` so the outer half moves the init in before releasing it.
+    /// `plan` so the outer half moves the init in before releasing it. When
+    /// no cgroup can be made and only `pids` is asked for, `RLIMIT_NPROC` in
+    /// the last hop enforces it instead (per user namespace since Linux 5.14,
+    /// so it counts only the sandbox's processes); any other limit fails closed.
     fn limit_cgroup(
         &self,
         plan: &mut wire::Plan,
         fds: &mut Vec<OwnedFd>,
-    ) -> Result<Option<crate::cgroup::SandboxCgroup>, Error> {
+    ) -> Result<(Option<crate::cgroup::SandboxCgroup>, crate::LimitsLevel), Error> {
         if self.limits.is_empty() {
-            return Ok(None);
+            return Ok((None, crate::LimitsLevel::None));
         }
-        let cg = crate::cgroup::create_for(&self.limits)?;
+        let cg = match crate::cgroup::create_for(&self.limits) {
+            Ok(cg) => cg,
+            Err(Error::Unsupported { .. })
+                if self.limits.memory.is_none()
+                    && self.limits.cpu_millis.is_none()
+                    && nproc_counts_per_user_namespace() =>
+            {
+                plan.nproc = self.limits.pids;
+                return Ok((None, crate::LimitsLevel::Rlimit));
+            }
+            Err(e) => return Err(e),
+        };
+        let level = cg.level();
         for dir in cg.paths() {
             let procs = dir.join("cgroup.procs");
             let f = std::fs::OpenOptions::new()
@@ -574,7 +592,7 @@ impl Sandbox {
             fds.push(f.into());
             plan.cgroup_procs += 1;
         }
-        Ok(Some(cg))
+        Ok((Some(cg), level))
     }
 
     /// A safe base set, then pass-throughs, then explicit values.
@@ -613,6 +631,19 @@ impl Sandbox {
         }
         env
     }
+}
+
+/// Linux 5.14+ counts `RLIMIT_NPROC` per user namespace (ucounts): a limit
+/// set inside the sandbox counts its processes, not all of the caller's.
+pub(crate) fn nproc_counts_per_user_namespace() -> bool {
+    let uts = nix::sys::utsname::uname();
+    let release = uts
+        .as_ref()
+        .map(|u| u.release().to_string_lossy().into_owned());
+    let mut parts = release.as_deref().unwrap_or("").split(['.', '-']);
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (major, minor) >= (5, 14)
 }
 
 fn proxy_error(e: std::io::Error) -> Error {

@@ -478,6 +478,38 @@ fn limits_use_a_cgroup_through_the_helper() {
     }
 }
 
+/// A session's limits bound the whole session (one cgroup), and closing it
+/// removes the cgroup.
+#[test]
+fn session_limits_bound_all_commands_and_close_removes_the_cgroup() {
+    require_root();
+    let session = Sandbox::new()
+        .limits(Limits::new().pids(16))
+        .session()
+        .unwrap();
+    let out = session
+        .command(["sh", "-c", "cat /proc/self/cgroup | grep pids"])
+        .output()
+        .unwrap();
+    let line = text(&out.stdout);
+    assert!(line.contains(":pids:/stockade-"), "{line}");
+    let name = line.trim().rsplit('/').next().unwrap().to_string();
+    let ours = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let rel = ours
+        .lines()
+        .find(|l| l.split(':').nth(1) == Some("pids"))
+        .and_then(|l| l.splitn(3, ':').nth(2))
+        .unwrap()
+        .to_string();
+    let dir = format!("/sys/fs/cgroup/pids{rel}/{name}");
+    assert!(std::path::Path::new(&dir).exists(), "{dir}");
+    let bomb = "n=0; while [ $n -lt 40 ]; do sleep 5 & n=$((n+1)); done";
+    let out = session.command(["sh", "-c", bomb]).output().unwrap();
+    assert!(!out.status.success(), "pids 16 must stop 40 sleeps");
+    session.close().unwrap();
+    assert!(!std::path::Path::new(&dir).exists(), "{dir} left behind");
+}
+
 #[test]
 fn missing_helper_is_a_helper_error_125() {
     require_root();

@@ -26,7 +26,7 @@ pub enum Step {
     Stdio,
     /// Closing every other descriptor.
     CloseFds,
-    /// `RLIMIT_CORE = 0`.
+    /// `RLIMIT_CORE = 0`, `RLIMIT_NOFILE` capped, `RLIMIT_NPROC` (`--pids` without a cgroup).
     Rlimit,
     /// Clearing the capability sets.
     Capabilities,
@@ -73,7 +73,7 @@ impl Step {
             Step::DeathSignal => "set parent-death signal",
             Step::Stdio => "install stdio",
             Step::CloseFds => "close inherited descriptors",
-            Step::Rlimit => "set RLIMIT_CORE",
+            Step::Rlimit => "set RLIMIT_CORE, RLIMIT_NOFILE and RLIMIT_NPROC",
             Step::Capabilities => "clear capabilities",
             Step::NoNewPrivs => "set no_new_privs",
             Step::Chdir => "chdir to the working directory",
@@ -88,6 +88,11 @@ impl Step {
 /// Pass-through targets are below this; the init moves their sources and the
 /// report pipe at or above it before forking.
 pub const HIGH_FD: RawFd = 256;
+
+/// The command's hard `RLIMIT_NOFILE` cap: far above what tools use (build
+/// systems and language servers open a few thousand at most), far below the
+/// 1M-plus hard limits containers often inherit.
+pub const NOFILE_MAX: u64 = 65536;
 
 /// Size of one `(step, errno)` record.
 pub const RECORD: usize = 8;
@@ -118,6 +123,8 @@ pub struct PreparedExec<'r> {
     landlock: &'r PreparedRuleset,
     /// The seccomp program, attached last.
     filter: &'r [libc::sock_filter],
+    /// `RLIMIT_NPROC` for the command, if any.
+    nproc: Option<u64>,
 }
 
 /// The access and syscall rings the last hop enforces, prepared by the init.
@@ -127,6 +134,8 @@ pub struct Rings<'r> {
     pub landlock: &'r PreparedRuleset,
     /// Compiled seccomp program (non-empty).
     pub filter: &'r [libc::sock_filter],
+    /// `RLIMIT_NPROC` (soft = hard), the `--pids` fallback without a cgroup.
+    pub nproc: Option<u64>,
 }
 
 impl<'r> PreparedExec<'r> {
@@ -169,6 +178,7 @@ impl<'r> PreparedExec<'r> {
             parent,
             landlock: rings.landlock,
             filter: rings.filter,
+            nproc: rings.nproc,
         }
     }
 
@@ -208,6 +218,14 @@ impl<'r> PreparedExec<'r> {
         // report pipe and the Landlock ruleset (both CLOEXEC, gone at exec).
         sys::close_fds_except(&self.keep).map_err(at(Step::CloseFds))?;
         sys::setrlimit(libc::RLIMIT_CORE, 0, 0).map_err(at(Step::Rlimit))?;
+        // At most NOFILE_MAX descriptors (never raised: the caller's lower
+        // limits stay), so a leak or a descriptor bomb stops early.
+        let (cur, max) = sys::getrlimit(libc::RLIMIT_NOFILE).map_err(at(Step::Rlimit))?;
+        let max = max.min(NOFILE_MAX);
+        sys::setrlimit(libc::RLIMIT_NOFILE, cur.min(max), max).map_err(at(Step::Rlimit))?;
+        if let Some(n) = self.nproc {
+            sys::setrlimit(libc::RLIMIT_NPROC, n, n).map_err(at(Step::Rlimit))?;
+        }
         sys::capset_zero().map_err(at(Step::Capabilities))?;
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(at(Step::NoNewPrivs))?;
         sys::chdir(&self.cwd).map_err(at(Step::Chdir))?;

@@ -164,7 +164,8 @@ fn build_and_run(
     if plan.session {
         drop((stdio, passed));
         report_started(control, go.init_pid, landlock_abi, listeners)?;
-        let zygote = zygote::Zygote::new(rules, plan.landlock.required, landlock, filter);
+        let zygote =
+            zygote::Zygote::new(rules, plan.landlock.required, landlock, filter, plan.nproc);
         zygote.serve(control.as_fd(), &sigfd);
         return Ok(None);
     }
@@ -180,6 +181,7 @@ fn build_and_run(
     let rings = Rings {
         landlock: &landlock,
         filter: &filter,
+        nproc: plan.nproc,
     };
     let child = match fork::fork_command(&cmd, &program, &stdio, passed, &plan.pass_fds, rings) {
         Ok(child) => child,

@@ -44,6 +44,8 @@ pub(crate) struct Launched {
     pub listeners: Vec<OwnedFd>,
     /// The sandbox's cgroup (limits set), removed when its owner drops it.
     pub cgroup: Option<crate::cgroup::SandboxCgroup>,
+    /// What enforces the limits (set with `cgroup`).
+    pub limits_level: crate::LimitsLevel,
 }
 
 /// Start the sandbox for `plan` with a pre-warmed helper if one is ready for
@@ -188,6 +190,7 @@ fn await_start(
             landlock_abi,
             listeners,
             cgroup: None,
+            limits_level: crate::LimitsLevel::None,
         }),
         other => {
             drop(host_end);

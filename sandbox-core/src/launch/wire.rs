@@ -103,6 +103,11 @@ pub struct Plan {
     /// outer half writes the init's pid into each before releasing it.
     #[serde(default)]
     pub cgroup_procs: usize,
+    /// `RLIMIT_NPROC` (soft = hard) set in the last hop: the `--pids` fallback
+    /// without a cgroup. Since Linux 5.14 the count is per user namespace, so
+    /// it counts the sandbox's processes only.
+    #[serde(default)]
+    pub nproc: Option<u64>,
 }
 
 /// Helper -> host.

@@ -32,6 +32,7 @@ pub(crate) struct Zygote {
     /// The session's ruleset, its descriptor above `exec::HIGH_FD`.
     landlock: PreparedRuleset,
     filter: Vec<libc::sock_filter>,
+    nproc: Option<u64>,
 }
 
 impl Zygote {
@@ -40,12 +41,14 @@ impl Zygote {
         landlock_required: bool,
         landlock: PreparedRuleset,
         filter: Vec<libc::sock_filter>,
+        nproc: Option<u64>,
     ) -> Self {
         Zygote {
             rules,
             landlock_required,
             landlock,
             filter,
+            nproc,
         }
     }
 
@@ -85,6 +88,7 @@ impl Zygote {
         let rings = Rings {
             landlock: own.as_ref().unwrap_or(&self.landlock),
             filter: &self.filter,
+            nproc: self.nproc,
         };
         let cmd = CommandSpec {
             argv: &req.argv,

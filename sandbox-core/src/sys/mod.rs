@@ -227,6 +227,17 @@ pub fn chdir(path: &CStr) -> Result<(), Errno> {
     Ok(())
 }
 
+/// `getrlimit(resource)` as `(cur, max)`.
+pub fn getrlimit(resource: libc::__rlimit_resource_t) -> Result<(u64, u64), Errno> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit struct for the call.
+    check(unsafe { libc::getrlimit(resource, &mut lim) } as c_long)?;
+    Ok((lim.rlim_cur, lim.rlim_max))
+}
+
 /// `setrlimit(resource, {cur, max})`.
 pub fn setrlimit(resource: libc::__rlimit_resource_t, cur: u64, max: u64) -> Result<(), Errno> {
     let lim = libc::rlimit {
