@@ -318,7 +318,11 @@ pub struct ProxyPolicy {
 /// `.allow(names)` / `.deny(names)` overrides (see [`crate::seccomp`]).
 pub use crate::seccomp::Policy as Syscalls;
 
-/// Resource limits (enforced by cgroups, which arrive with their own issue).
+/// Resource limits of the whole sandbox, enforced by a cgroup of its own
+/// (v2, or v1 on hybrid hosts). Without a usable cgroup, `pids` alone falls
+/// back to `RLIMIT_NPROC` (per user namespace) and `memory`/`cpu` fail closed
+/// with [`crate::Error::Unsupported`] (exit 125). See
+/// [`crate::ExitStatus::limits_level`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Limits {
     /// Memory cap in bytes.
