@@ -504,19 +504,29 @@ fn children() -> Vec<(u32, char, String)> {
     out
 }
 
+/// This run's helper executable: a hard link to this test binary under a
+/// name unique to the run, set as the process-wide helper path, so that
+/// `/proc/<pid>/exe` tells this run's helpers and inits from everyone
+/// else's. (The helper is the same program as with the default lookup,
+/// which execs this test binary itself; only its path differs.)
+static HELPER: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
 fn host_leftovers(mark: &str) -> Vec<(u32, String)> {
-    // A helper or sandbox init is a process of this test binary (the
-    // helper's entry point lives in every executable linking stockade);
-    // the init retitles its command line to `stockade-init`, so it is
-    // found by its executable, not its argv.
-    let me = std::process::id();
-    let exe = std::fs::read_link("/proc/self/exe").unwrap();
+    // A helper or sandbox init runs the helper executable: this run's own
+    // link to this test binary (see `HELPER`), so neither other stockade
+    // users nor another run of this same test are counted. The init
+    // retitles its command line to `stockade-init`, so it is found by its
+    // executable, not its argv.
+    let helper = HELPER.get().expect("the helper link is set up first");
     let mut pids = host_pids_with_cmdline(mark);
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        if pid != me && std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|x| x == exe) {
+        // A removed executable shows as "<path> (deleted)".
+        if std::fs::read_link(format!("/proc/{pid}/exe"))
+            .is_ok_and(|x| x.to_string_lossy().starts_with(&*helper.to_string_lossy()))
+        {
             pids.push(pid);
         }
     }
@@ -558,27 +568,28 @@ fn tmp_entries() -> BTreeSet<String> {
 /// on this host, not by this process's sandboxes; `None` if it may be ours.
 /// This host is shared with people working on stockade: its unit tests and
 /// benchmark scripts use names of their own, which the library never uses,
-/// and a sandbox cgroup is named `stockade-<pid of the helper>-...`, so one
-/// whose pid is alive and not a process of this test binary is not ours.
+/// and a sandbox cgroup is named `stockade-<pid of the caller>-...`, so one
+/// named after another process is not ours.
 fn foreign(name: &str) -> Option<String> {
     for (prefix, who) in [
         ("stockade-test-", "the cgroup module's unit tests"),
         ("stockade-cgfix-", "the cgroup module's unit tests"),
         ("stockade-session-bench.", "benches/session.sh"),
+        ("stockade-demo-", "the compat tests' Python package"),
     ] {
         if name.starts_with(prefix) {
             return Some(who.to_string());
         }
     }
+    // A sandbox's cgroup is named after the process that asked for the
+    // sandbox (the positive control checks that ours are recognized).
     let pid: u32 = name
         .strip_prefix("stockade-")?
         .split('-')
         .next()?
         .parse()
         .ok()?;
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-    (exe != std::fs::read_link("/proc/self/exe").unwrap())
-        .then(|| format!("made by live process {pid} ({})", exe.display()))
+    (pid != std::process::id()).then(|| format!("a sandbox cgroup of process {pid}, not this one"))
 }
 
 /// The directories of our own cgroups (each v1 hierarchy and the v2 or
@@ -757,6 +768,16 @@ fn two_thousand_sandboxes_leave_nothing_behind() {
         .subsec_nanos();
     let mark = format!("{:05}{:09}", std::process::id() % 100_000, nanos);
     let ws = Workspace::new("storm");
+    let helper = ws.path().join(format!("helper-{mark}"));
+    let exe = std::env::current_exe().unwrap();
+    if std::fs::hard_link(&exe, &helper).is_err() {
+        std::fs::copy(&exe, &helper).expect("copy the test binary as the helper");
+    }
+    assert!(
+        stockade::set_helper_path(&helper),
+        "the helper path was already set"
+    );
+    HELPER.set(helper).unwrap();
     let noexec = ws.path().join("not-executable.sh");
     std::fs::write(&noexec, "#!/bin/sh\necho ran\n").unwrap();
 
@@ -1004,6 +1025,11 @@ fn positive_control(ctx: &Ctx, before: &Snapshot) {
             during.cgroups.len() > before.cgroups.len(),
             "positive control: the running limited sandbox's cgroup is not seen: {:?}",
             during.cgroups
+        );
+        assert!(
+            during.foreign_since(before).is_empty(),
+            "positive control: the running sandbox's cgroup is taken for another program's: {:?}",
+            during.foreign_since(before)
         );
     }
     eprintln!(
