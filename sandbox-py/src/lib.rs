@@ -326,7 +326,10 @@ impl RunResult {
     fn __repr__(&self) -> String {
         format!(
             "<stockade.Result exit_code={} timed_out={} truncated={} duration={:.3}>",
-            self.exit_code, self.timed_out, self.truncated, self.duration
+            self.exit_code,
+            if self.timed_out { "True" } else { "False" },
+            if self.truncated { "True" } else { "False" },
+            self.duration
         )
     }
 }
