@@ -14,6 +14,8 @@ fn main() {
     println!("cargo:rerun-if-changed=../sandbox-core/src");
     println!("cargo:rerun-if-changed=../sandbox-core/Cargo.toml");
     println!("cargo:rerun-if-env-changed=STOCKADE_PY_SKIP_HELPER");
+    // Rebuild/copy again when the copy is missing (e.g. after `git clean`).
+    println!("cargo:rerun-if-changed=python/stockade/stockade-init");
     if std::env::var_os("STOCKADE_PY_SKIP_HELPER").is_some() {
         return;
     }
