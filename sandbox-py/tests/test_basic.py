@@ -130,3 +130,18 @@ def test_doctor_returns_dict():
     d = stockade.doctor()
     assert isinstance(d, dict)
     assert "ok" in d
+
+
+def test_threads_run_concurrently():
+    # The GIL is released while waiting: 8 sleeps of 0.5 s overlap.
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    sb = stockade.Sandbox()
+    start = time.monotonic()
+    with ThreadPoolExecutor(8) as ex:
+        results = list(ex.map(lambda i: sb.run(["sh", "-c", f"sleep 0.5; echo {i}"]), range(8)))
+    elapsed = time.monotonic() - start
+    assert [r.stdout for r in results] == [f"{i}\n".encode() for i in range(8)]
+    assert all(r.exit_code == 0 for r in results)
+    assert elapsed < 3.0, elapsed
