@@ -160,6 +160,54 @@ impl Sandbox {
         shell: bool,
         max_output: Option<usize>,
     ) -> PyResult<RunResult> {
+        let a = RunArgs::parse(argv, input, timeout, shell)?;
+        let mut sb = self.inner.clone().command(a.argv);
+        if let Some(c) = cwd {
+            sb = sb.cwd(c);
+        }
+        if let Some(t) = a.timeout {
+            sb = sb.timeout(t);
+        }
+        sb = sb
+            .stdin(if a.input.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let cap = max_output.unwrap_or(usize::MAX);
+        let input = a.input;
+        let out = py.allow_threads(move || {
+            let child = sb.spawn()?;
+            run_captured(AnyChild::Plain(child), input, cap)
+        });
+        to_result(py, out.map_err(to_py)?)
+    }
+
+    /// Start a warm session with this policy: one sandbox, many commands.
+    /// Use as a context manager (`with sb.session() as s: s.run([...])`).
+    fn session(&self, py: Python<'_>) -> PyResult<Session> {
+        let inner = self.inner.clone();
+        let s = py.allow_threads(move || inner.session()).map_err(to_py)?;
+        Ok(Session {
+            inner: std::sync::RwLock::new(Some(std::sync::Arc::new(s))),
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<stockade.Sandbox {:?}>", self.inner.limit_settings())
+    }
+}
+struct RunArgs {
+    argv: Vec<String>,
+    input: Option<Vec<u8>>,
+    timeout: Option<Duration>,
+}
+
+impl RunArgs {
+    fn parse(
+        argv: &Bound<'_, PyAny>,
+        input: Option<&Bound<'_, PyAny>>,
+        timeout: Option<f64>,
+        shell: bool,
+    ) -> PyResult<Self> {
         let argv: Vec<String> = if shell {
             let cmd: String = argv.extract().map_err(|_| {
                 PolicyError::new_err("with shell=True, argv must be a single string")
@@ -186,46 +234,124 @@ impl Sandbox {
                 }
             }
         };
-        let mut sb = self.inner.clone().command(argv);
-        if let Some(c) = cwd {
-            sb = sb.cwd(c);
-        }
-        if let Some(t) = timeout {
-            if !(t.is_finite() && t > 0.0) {
+        let timeout = match timeout {
+            None => None,
+            Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
+            Some(t) => {
                 return Err(PolicyError::new_err(format!(
                     "invalid timeout {t}: expected seconds greater than 0"
-                )));
+                )))
             }
-            sb = sb.timeout(Duration::from_secs_f64(t));
-        }
-        sb = sb
-            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        };
+        Ok(RunArgs { argv, input, timeout })
+    }
+}
+
+enum AnyChild {
+    Plain(stockade::Child),
+    Session(stockade::SessionChild),
+}
+
+fn to_result(py: Python<'_>, out: Captured) -> PyResult<RunResult> {
+    let events_json = serde_json::to_string(&out.events)
+        .map_err(|e| SandboxIOError::new_err(e.to_string()))?;
+    let mut output = out.stdout.clone();
+    output.extend_from_slice(&out.stderr);
+    Ok(RunResult {
+        exit_code: out.status.exit_code(),
+        signal: out.status.signal(),
+        stdout: PyBytes::new(py, &out.stdout).unbind(),
+        stderr: PyBytes::new(py, &out.stderr).unbind(),
+        output: PyBytes::new(py, &output).unbind(),
+        timed_out: out.status.timed_out(),
+        oom_killed: out.status.oom_killed(),
+        truncated: out.truncated,
+        duration: out.status.duration().as_secs_f64(),
+        peak_memory: out.status.peak_memory(),
+        events: json_to_py(py, &events_json)?,
+    })
+}
+
+/// A warm session: one sandbox whose init stays up; `run` starts each command
+/// inside it. Close it (or leave the `with` block) to end every process.
+#[pyclass(module = "stockade", frozen)]
+struct Session {
+    inner: std::sync::RwLock<Option<std::sync::Arc<stockade::Session>>>,
+}
+
+impl Session {
+    fn get(&self) -> PyResult<std::sync::Arc<stockade::Session>> {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| SandboxIOError::new_err("the session is closed"))
+    }
+}
+
+#[pymethods]
+impl Session {
+    /// Run `argv` in the session; same arguments and result as `Sandbox.run`
+    /// (the session's policy applies; `timeout` is per command).
+    #[pyo3(signature = (argv, *, cwd=None, input=None, timeout=None, shell=false, max_output=None))]
+    fn run(
+        &self,
+        py: Python<'_>,
+        argv: &Bound<'_, PyAny>,
+        cwd: Option<PathBuf>,
+        input: Option<&Bound<'_, PyAny>>,
+        timeout: Option<f64>,
+        shell: bool,
+        max_output: Option<usize>,
+    ) -> PyResult<RunResult> {
+        let a = RunArgs::parse(argv, input, timeout, shell)?;
+        let session = self.get()?;
         let cap = max_output.unwrap_or(usize::MAX);
-        let out = py.allow_threads(move || run_captured(&sb, input, cap));
-        let out = out.map_err(to_py)?;
-        let events_json = serde_json::to_string(&out.events)
-            .map_err(|e| SandboxIOError::new_err(e.to_string()))?;
-        let mut output = out.stdout.clone();
-        output.extend_from_slice(&out.stderr);
-        Ok(RunResult {
-            exit_code: out.status.exit_code(),
-            signal: out.status.signal(),
-            stdout: PyBytes::new(py, &out.stdout).unbind(),
-            stderr: PyBytes::new(py, &out.stderr).unbind(),
-            output: PyBytes::new(py, &output).unbind(),
-            timed_out: out.status.timed_out(),
-            oom_killed: out.status.oom_killed(),
-            truncated: out.truncated,
-            duration: out.status.duration().as_secs_f64(),
-            peak_memory: out.status.peak_memory(),
-            events: json_to_py(py, &events_json)?,
-        })
+        let out = py.allow_threads(move || {
+            let mut cmd = session
+                .command(a.argv)
+                .stdin(if a.input.is_some() { Stdio::piped() } else { Stdio::null() })
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            if let Some(c) = cwd {
+                cmd = cmd.cwd(c);
+            }
+            if let Some(t) = a.timeout {
+                cmd = cmd.timeout(t);
+            }
+            let child = cmd.spawn()?;
+            run_captured(AnyChild::Session(child), a.input, cap)
+        });
+        to_result(py, out.map_err(to_py)?)
     }
 
-    fn __repr__(&self) -> String {
-        format!("<stockade.Sandbox {:?}>", self.inner.limit_settings())
+    /// Host pid of the session's init.
+    #[getter]
+    fn pid(&self) -> PyResult<u32> {
+        Ok(self.get()?.pid())
+    }
+
+    /// End the session and wait until every process is gone (idempotent).
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let taken = self.inner.write().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(arc) = taken {
+            py.allow_threads(move || match std::sync::Arc::try_unwrap(arc) {
+                Ok(s) => s.close().map_err(to_py),
+                // Still in use by a running `run`: it ends when that drops it.
+                Err(_) => Ok(()),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
     }
 }
 
@@ -260,14 +386,14 @@ fn drain(mut r: impl Read, cap: usize) -> (Vec<u8>, bool) {
 }
 
 fn run_captured(
-    sb: &stockade::Sandbox,
+    mut child: AnyChild,
     input: Option<Vec<u8>>,
     cap: usize,
 ) -> Result<Captured, Error> {
-    let mut child = sb.spawn()?;
-    let stdin = child.stdin.take();
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
+    let (stdin, stdout, stderr) = match &mut child {
+        AnyChild::Plain(c) => (c.stdin.take(), c.stdout.take(), c.stderr.take()),
+        AnyChild::Session(c) => (c.stdin.take(), c.stdout.take(), c.stderr.take()),
+    };
     let writer = std::thread::spawn(move || {
         if let (Some(mut w), Some(data)) = (stdin, input) {
             // A command that exits without reading its input is not an error.
@@ -284,13 +410,16 @@ fn run_captured(
     };
     let (err, t2) = err_reader.join().unwrap_or_default();
     let _ = writer.join();
-    let status = child.wait()?;
+    let (status, events) = match &mut child {
+        AnyChild::Plain(c) => (c.wait()?, c.proxy_events()),
+        AnyChild::Session(c) => (c.wait()?, c.proxy_events()),
+    };
     Ok(Captured {
         status,
         stdout: out,
         stderr: err,
         truncated: t1 || t2,
-        events: child.proxy_events(),
+        events,
     })
 }
 
@@ -358,6 +487,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<Sandbox>()?;
     m.add_class::<RunResult>()?;
+    m.add_class::<Session>()?;
     m.add_function(wrap_pyfunction!(doctor, m)?)?;
     m.add_function(wrap_pyfunction!(set_helper_path, m)?)?;
     m.add("SandboxError", py.get_type::<SandboxError>())?;

@@ -145,3 +145,24 @@ def test_threads_run_concurrently():
     assert [r.stdout for r in results] == [f"{i}\n".encode() for i in range(8)]
     assert all(r.exit_code == 0 for r in results)
     assert elapsed < 3.0, elapsed
+
+
+def test_session_runs_commands_in_one_sandbox():
+    with stockade.Sandbox().session() as s:
+        assert s.pid > 0
+        r1 = s.run(["sh", "-c", "echo one > /tmp/shared; echo ok"])
+        assert r1.exit_code == 0 and r1.stdout == b"ok\n"
+        r2 = s.run(["cat", "/tmp/shared"])  # same sandbox: /tmp persists
+        assert r2.stdout == b"one\n"
+        r3 = s.run("exit 3", shell=True)
+        assert r3.exit_code == 3
+        r4 = s.run(["sleep", "30"], timeout=0.5)
+        assert r4.timed_out
+    with pytest.raises(stockade.SandboxError):
+        s.run(["true"])
+
+
+def test_session_containment():
+    with stockade.Sandbox().session() as s:
+        assert s.run(["ls", "/root"]).exit_code != 0
+        assert s.run(["sh", "-c", "echo x > /etc/x"]).exit_code != 0

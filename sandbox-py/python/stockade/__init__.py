@@ -11,6 +11,7 @@ from ._native import (  # noqa: F401
     PolicyError,
     RunResult as Result,
     Sandbox,
+    Session,
     SandboxError,
     SandboxIOError,
     SetupError,
@@ -28,6 +29,7 @@ if "STOCKADE_INIT" not in _os.environ and _os.access(_HELPER, _os.X_OK):
 __all__ = [
     "Sandbox",
     "Result",
+    "Session",
     "doctor",
     "set_helper_path",
     "SandboxError",

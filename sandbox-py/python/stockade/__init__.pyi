@@ -31,6 +31,22 @@ class Result:
     peak_memory: Optional[int]
     events: List[Dict[str, Any]]
 
+class Session:
+    pid: int
+    def run(
+        self,
+        argv: Union[Sequence[str], str],
+        *,
+        cwd: Optional[_Path] = None,
+        input: Optional[Union[bytes, str]] = None,
+        timeout: Optional[float] = None,
+        shell: bool = False,
+        max_output: Optional[int] = None,
+    ) -> Result: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> "Session": ...
+    def __exit__(self, *args: Any) -> bool: ...
+
 class Sandbox:
     def __init__(
         self,
@@ -70,6 +86,7 @@ class Sandbox:
         shell: bool = False,
         max_output: Optional[int] = None,
     ) -> Result: ...
+    def session(self) -> Session: ...
 
 def doctor() -> Dict[str, Any]: ...
 def set_helper_path(path: _Path) -> bool: ...
