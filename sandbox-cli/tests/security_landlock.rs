@@ -29,6 +29,9 @@ for_each_caller! {
     root_host_without_landlock_fails_closed_unless_accepted,
     user_host_without_landlock_fails_closed_unless_accepted
         => no_landlock_fails_closed;
+    root_host_refusing_seccomp_filters_fails_closed,
+    user_host_refusing_seccomp_filters_fails_closed
+        => no_seccomp_fails_closed;
 }
 
 /// The workspace is bind-mounted read-write in both runs; in the second, the
@@ -245,6 +248,45 @@ fn no_landlock_fails_closed(caller: Caller) {
 /// that makes `landlock_create_ruleset`, `landlock_add_rule` and
 /// `landlock_restrict_self` (444-446) fail with ENOSYS.
 fn without_landlock(caller: Caller, opts: &[&str], script: &str) -> std::process::Output {
+    under_host_filter(caller, (444, 446), libc::ENOSYS, opts, script)
+}
+
+/// A host whose policy refuses new seccomp filters (as a container profile
+/// might): the CLI runs under a filter answering `seccomp(2)` (317) with
+/// EPERM. The last hop cannot attach the allowlist, so nothing runs: 125 and
+/// one line naming the seccomp layer, the step, the errno and the fix.
+/// Positive control: the same command without that host filter runs.
+fn no_seccomp_fails_closed(caller: Caller) {
+    let t = TestDir::new("sc-none");
+    let dir = t.mkdir("out");
+    caller.own(Path::new(&dir));
+    let marker = format!("{dir}/ran");
+    let script = format!("touch {marker}");
+    let out = under_host_filter(caller, (317, 317), libc::EPERM, &["--rw", &dir], &script);
+    let line = assert_refused(&out);
+    assert!(line.contains("seccomp layer"), "{line}");
+    assert!(line.contains("attach the seccomp filter"), "{line}");
+    assert!(line.contains("EPERM"), "{line}");
+    assert!(line.contains("Fix: "), "{line}");
+    assert!(
+        !Path::new(&marker).exists(),
+        "the command ran without its filter"
+    );
+
+    let out = sh(caller, &["--rw", &dir], &script);
+    assert_code(&out, 0);
+    assert!(Path::new(&marker).exists());
+}
+
+/// `stockade run OPTS -- sh -c SCRIPT` as `caller`, under a seccomp filter
+/// that answers syscall numbers `lo..=hi` with `errno` and allows the rest.
+fn under_host_filter(
+    caller: Caller,
+    (lo, hi): (u32, u32),
+    errno: i32,
+    opts: &[&str],
+    script: &str,
+) -> std::process::Output {
     use std::os::unix::process::CommandExt;
     let filter = [
         libc::sock_filter {
@@ -257,19 +299,19 @@ fn without_landlock(caller: Caller, opts: &[&str], script: &str) -> std::process
             code: 0x35,
             jt: 0,
             jf: 2,
-            k: 444,
-        }, // nr >= 444?
+            k: lo,
+        }, // nr >= lo?
         libc::sock_filter {
             code: 0x25,
             jt: 1,
             jf: 0,
-            k: 446,
-        }, // nr > 446?
+            k: hi,
+        }, // nr > hi?
         libc::sock_filter {
             code: 0x06,
             jt: 0,
             jf: 0,
-            k: 0x0005_0000 | libc::ENOSYS as u32,
+            k: 0x0005_0000 | errno as u32,
         },
         libc::sock_filter {
             code: 0x06,

@@ -19,7 +19,7 @@ use nix::errno::Errno;
 use serde::Serialize;
 
 mod cgroups;
-mod parse;
+pub(crate) mod parse;
 #[cfg(test)]
 mod samples;
 

@@ -24,138 +24,24 @@ use std::ffi::CString;
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use nix::fcntl::{AtFlags, AT_FDCWD};
 use nix::unistd::{faccessat, AccessFlags};
 
 use super::Controller;
 
-/// One line of `/proc/self/cgroup`: `ID:CONTROLLERS:PATH`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CgroupLine {
-    /// Hierarchy id; 0 is the unified (v2) hierarchy.
-    pub id: u32,
-    /// v1 controllers of the hierarchy (`name=...` entries included); empty for v2.
-    pub controllers: Vec<String>,
-    /// The process's cgroup, relative to the hierarchy root (or to its cgroup namespace).
-    pub path: String,
-}
+// The parsers are the doctor's (`/proc/self/cgroup` lines and mountinfo);
+// detection only keeps the cgroup mounts.
+pub(crate) use crate::doctor::parse::parse_proc_cgroup;
+use crate::doctor::parse::{CgroupEntry as CgroupLine, Mount as MountLine};
 
-impl CgroupLine {
-    fn is_v2(&self) -> bool {
-        self.id == 0 && self.controllers.is_empty()
-    }
-}
-
-/// Parse `/proc/self/cgroup`; malformed lines are skipped. Paths may contain ':'.
-pub(crate) fn parse_proc_cgroup(text: &str) -> Vec<CgroupLine> {
-    text.lines()
-        .filter_map(|line| {
-            let mut it = line.splitn(3, ':');
-            let id = it.next()?.parse().ok()?;
-            let controllers = it.next()?;
-            let path = it.next()?;
-            Some(CgroupLine {
-                id,
-                controllers: controllers
-                    .split(',')
-                    .filter(|c| !c.is_empty())
-                    .map(String::from)
-                    .collect(),
-                path: path.to_string(),
-            })
-        })
-        .collect()
-}
-
-/// The fields of one `/proc/self/mountinfo` line that detection uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct MountLine {
-    /// The directory of the filesystem that is mounted (`/` for the whole hierarchy).
-    pub root: String,
-    /// Where it is mounted.
-    pub mount_point: String,
-    /// Per-mount options (`ro` makes the hierarchy read-only here).
-    pub mount_opts: String,
-    /// `cgroup` or `cgroup2` for cgroup hierarchies.
-    pub fstype: String,
-    /// Per-superblock options: for cgroup v1 the hierarchy's controllers.
-    pub super_opts: String,
-}
-
-impl MountLine {
-    fn has_super_opt(&self, opt: &str) -> bool {
-        self.super_opts.split(',').any(|o| o == opt)
-    }
-    fn read_only(&self) -> bool {
-        self.mount_opts.split(',').any(|o| o == "ro")
-    }
-}
-
-/// Parse the cgroup mounts of `/proc/self/mountinfo`; other lines are skipped.
+/// The cgroup (`cgroup`, `cgroup2`) mounts of `/proc/self/mountinfo`.
 pub(crate) fn parse_mountinfo(text: &str) -> Vec<MountLine> {
-    text.lines()
-        .filter_map(|line| {
-            // `ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS`
-            let (left, right) = line.split_once(" - ")?;
-            let left: Vec<&str> = left.split(' ').collect();
-            let right: Vec<&str> = right.split(' ').collect();
-            if left.len() < 6 || right.len() < 3 {
-                return None;
-            }
-            if right[0] != "cgroup" && right[0] != "cgroup2" {
-                return None;
-            }
-            Some(MountLine {
-                root: unescape_octal(left[3]),
-                mount_point: unescape_octal(left[4]),
-                mount_opts: left[5].to_string(),
-                fstype: right[0].to_string(),
-                super_opts: right[2].to_string(),
-            })
-        })
+    crate::doctor::parse::parse_mountinfo(text)
+        .into_iter()
+        .filter(|m| m.fstype == "cgroup" || m.fstype == "cgroup2")
         .collect()
-}
-
-/// Undo the kernel's `\NNN` escaping of space, tab, newline and backslash.
-fn unescape_octal(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b.get(i + 1..i + 4) {
-            Some(d) if b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)) => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
-                i += 4;
-            }
-            _ => {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The directory of cgroup `path` under `mount`, or None when the mount does not show
-/// it (its root is elsewhere, or the path leaves our cgroup namespace with `/..`).
-fn resolve(mount: &MountLine, path: &str) -> Option<PathBuf> {
-    let rel = if mount.root == "/" {
-        path
-    } else {
-        path.strip_prefix(mount.root.as_str())
-            .filter(|r| r.is_empty() || r.starts_with('/'))?
-    };
-    let rel = Path::new(rel.trim_start_matches('/'));
-    if rel.components().any(|c| c == Component::ParentDir) {
-        return None;
-    }
-    let mut dir = PathBuf::from(&mount.mount_point);
-    if !rel.as_os_str().is_empty() {
-        dir.push(rel);
-    }
-    Some(dir)
 }
 
 /// Whose permissions decide what is writable.
@@ -541,7 +427,7 @@ fn detect_v1(probe: &Probe, lines: &[CgroupLine], mounts: &[MountLine]) -> Optio
                      mount -t cgroup -o {name} cgroup /sys/fs/cgroup/{name}`"
                 ),
             )),
-            Some(m) => match resolve(m, &line.path) {
+            Some(m) => match m.cgroup_dir(&line.path) {
                 None => Err((
                     format!(
                         "the caller's cgroup {} is outside the part mounted at {}",
@@ -620,7 +506,7 @@ fn detect_v2(probe: &Probe, lines: &[CgroupLine], mounts: &[MountLine]) -> Optio
         .filter(|m| m.fstype == "cgroup2")
         .min_by_key(|m| m.mount_point != "/sys/fs/cgroup")?;
     let line = lines.iter().find(|l| l.is_v2())?;
-    let Some(own) = resolve(mount, &line.path) else {
+    let Some(own) = mount.cgroup_dir(&line.path) else {
         return Some(Available::None {
             why: format!(
                 "the caller's v2 cgroup {} is outside the part mounted at {}",

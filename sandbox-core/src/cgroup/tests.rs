@@ -145,12 +145,12 @@ fn fixture_owner_is_root() -> bool {
 fn parses_proc_self_cgroup_v1_v2_hybrid() {
     let h = parse_proc_cgroup(HYBRID_PROC_CGROUP);
     assert_eq!(h.len(), 8);
-    assert_eq!(h[3].id, 4);
+    assert_eq!(h[3].hierarchy, 4);
     assert_eq!(h[3].controllers, ["memory"]);
     assert_eq!(h[3].path, "/process_api/0ad97efde41f08a76b9e885b9aef834d");
     assert_eq!(h[0].controllers, ["name=systemd"]);
     assert_eq!(
-        (h[7].id, h[7].controllers.len(), h[7].path.as_str()),
+        (h[7].hierarchy, h[7].controllers.len(), h[7].path.as_str()),
         (0, 0, "/")
     );
 

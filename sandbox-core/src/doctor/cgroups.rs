@@ -9,7 +9,7 @@
 //! `cgroup.controllers`, testing writability) are passed in, so tests use literals.
 
 use std::collections::BTreeSet;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::parse::{parse_word_list, CgroupEntry, Mount};
 use super::Check;
@@ -106,7 +106,7 @@ pub(super) fn layout(
         (false, true) => Mode::PureV2,
         (false, false) => Mode::Absent,
     };
-    let v2_dir = v2.and_then(|m| resolve(m, &cgroups.iter().find(|e| e.is_v2())?.path));
+    let v2_dir = v2.and_then(|m| m.cgroup_dir(&cgroups.iter().find(|e| e.is_v2())?.path));
     let v2_controllers = v2_dir
         .as_deref()
         .and_then(read_controllers)
@@ -144,7 +144,7 @@ fn place(
         let Some(mount) = v1_mounts.iter().find(|m| m.has_super_opt(controller)) else {
             return Place::Nowhere(Why::V1NotMounted);
         };
-        return match resolve(mount, &entry.path) {
+        return match mount.cgroup_dir(&entry.path) {
             Some(dir) => Place::V1 {
                 dir,
                 mount: mount.mount_point.clone(),
@@ -160,28 +160,6 @@ fn place(
         Some(_) => Place::Nowhere(Why::NotEnabled),
         None => Place::Nowhere(Why::NoHierarchy),
     }
-}
-
-/// The directory of cgroup `path` (as in `/proc/self/cgroup`) under `mount`, or None
-/// when the mount does not show it (its root is elsewhere, or the path climbs out of
-/// our cgroup namespace with `/..`).
-fn resolve(mount: &Mount, path: &str) -> Option<PathBuf> {
-    let rel = if mount.root == "/" {
-        path
-    } else {
-        path.strip_prefix(mount.root.as_str())
-            .filter(|r| r.is_empty() || r.starts_with('/'))?
-    };
-    let rel = Path::new(rel.trim_start_matches('/'));
-    if rel.components().any(|c| c == Component::ParentDir) {
-        return None;
-    }
-    // `join("")` would add a trailing '/', which then shows up in the report.
-    Some(if rel.as_os_str().is_empty() {
-        PathBuf::from(&mount.mount_point)
-    } else {
-        Path::new(&mount.mount_point).join(rel)
-    })
 }
 
 /// The cgroups check. `writable(place)` says whether the caller may create a child

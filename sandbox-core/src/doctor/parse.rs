@@ -50,7 +50,8 @@ impl fmt::Display for KernelVersion {
     }
 }
 
-/// One line of `/proc/self/mountinfo` (see proc(5)); only the fields the doctor uses.
+/// One line of `/proc/self/mountinfo` (see proc(5)); only the fields the doctor
+/// and the cgroup layer use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Mount {
     pub id: u32,
@@ -58,6 +59,8 @@ pub(crate) struct Mount {
     /// The directory of the filesystem that is mounted (`/` for a whole filesystem).
     pub root: String,
     pub mount_point: String,
+    /// Per-mount options (`ro` makes the mount read-only here).
+    pub mount_opts: String,
     pub fstype: String,
     /// Per-superblock options; for cgroup v1 this names the hierarchy's controllers.
     pub super_opts: String,
@@ -68,6 +71,34 @@ impl Mount {
     /// match `cpuset` or `cpuacct`).
     pub fn has_super_opt(&self, opt: &str) -> bool {
         self.super_opts.split(',').any(|o| o == opt)
+    }
+
+    /// Whether this mount is read-only.
+    pub fn read_only(&self) -> bool {
+        self.mount_opts.split(',').any(|o| o == "ro")
+    }
+
+    /// The directory of cgroup `path` (as in `/proc/self/cgroup`) under this
+    /// mount, or None when the mount does not show it (its root is elsewhere,
+    /// or the path climbs out of our cgroup namespace with `/..`).
+    pub fn cgroup_dir(&self, path: &str) -> Option<std::path::PathBuf> {
+        use std::path::{Component, Path};
+        let rel = if self.root == "/" {
+            path
+        } else {
+            path.strip_prefix(self.root.as_str())
+                .filter(|r| r.is_empty() || r.starts_with('/'))?
+        };
+        let rel = Path::new(rel.trim_start_matches('/'));
+        if rel.components().any(|c| c == Component::ParentDir) {
+            return None;
+        }
+        // `join("")` would add a trailing '/', which then shows up in reports.
+        Some(if rel.as_os_str().is_empty() {
+            Path::new(&self.mount_point).to_path_buf()
+        } else {
+            Path::new(&self.mount_point).join(rel)
+        })
     }
 }
 
@@ -90,6 +121,7 @@ fn parse_mountinfo_line(line: &str) -> Option<Mount> {
         parent: left[1].parse().ok()?,
         root: unescape_octal(left[3]),
         mount_point: unescape_octal(left[4]),
+        mount_opts: left[5].to_string(),
         fstype: right[0].to_string(),
         super_opts: right[2].to_string(),
     })
@@ -300,6 +332,7 @@ mod tests {
                 parent: 27,
                 root: "/".into(),
                 mount_point: "/proc".into(),
+                mount_opts: "rw,relatime".into(),
                 fstype: "proc".into(),
                 super_opts: "rw".into(),
             }

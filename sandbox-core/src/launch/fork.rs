@@ -107,7 +107,8 @@ pub(crate) fn fork_command(
 
 fn step_layer(step: Step) -> Layer {
     match step {
-        Step::Capabilities | Step::NoNewPrivs => Layer::Privileges,
+        // The layer doc: "capabilities, no_new_privs, rlimits, session".
+        Step::Setsid | Step::Rlimit | Step::Capabilities | Step::NoNewPrivs => Layer::Privileges,
         Step::Landlock => Layer::Landlock,
         Step::Seccomp => Layer::Seccomp,
         _ => Layer::Exec,
