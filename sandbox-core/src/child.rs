@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
+use crate::kill_handle::KillHandle;
 use crate::launch::wire::{self, Control, Report};
 use crate::launch::{Keeper, Launched};
 
@@ -261,7 +262,7 @@ pub struct Child {
     pub stdout: Option<ChildStdout>,
     /// The command's stderr, if piped.
     pub stderr: Option<ChildStderr>,
-    control: Option<OwnedFd>,
+    control: Option<Arc<OwnedFd>>,
     keeper: Option<Keeper>,
     pid: u32,
     landlock_abi: u32,
@@ -279,7 +280,7 @@ impl Child {
             stdin: i.map(ChildStdin),
             stdout: o.map(ChildStdout),
             stderr: e.map(ChildStderr),
-            control: Some(l.control),
+            control: Some(Arc::new(l.control)),
             keeper: Some(l.keeper),
             pid: l.init_pid,
             landlock_abi: l.landlock_abi,
@@ -334,6 +335,44 @@ impl Child {
             }
         }
         Ok(())
+    }
+
+    /// Send `signal` (1..=64) to every process of the sandbox, e.g.
+    /// `SIGTERM` to ask the command to end. Harmless if it already ended.
+    pub fn signal(&mut self, signal: i32) -> Result<(), Error> {
+        if self.status.is_some() {
+            return Ok(());
+        }
+        self.kill_handle().signal(signal)
+    }
+
+    /// A handle that kills or signals this sandbox from another thread while
+    /// this one waits. It does not keep the sandbox alive.
+    pub fn kill_handle(&self) -> KillHandle {
+        match &self.control {
+            Some(c) => KillHandle::sandbox(c),
+            None => KillHandle::ended(),
+        }
+    }
+
+    /// Wait at most `timeout`; `None` if the sandbox is still running.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, Error> {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + timeout;
+        while self.status.is_none() {
+            let Some(control) = &self.control else {
+                break;
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !wire::readable(control.as_fd(), left)? {
+                if left.is_zero() {
+                    return Ok(None);
+                }
+                continue;
+            }
+            self.receive(true)?;
+        }
+        self.wait().map(Some)
     }
 
     /// Wait for the command and everything it started to end.

@@ -15,6 +15,7 @@ mod child;
 pub mod doctor;
 mod error;
 mod fs;
+mod kill_handle;
 /// Landlock: filesystem, TCP and scoping rules from the mount plan.
 pub mod landlock;
 mod launch;
@@ -32,6 +33,7 @@ pub use child::{
     Child, ChildStderr, ChildStdin, ChildStdout, ExitStatus, LimitsLevel, Output, Stdio,
 };
 pub use error::{Error, Layer, SetupFailure};
+pub use kill_handle::KillHandle;
 pub use launch::helper::set_helper_path;
 pub use policy::{parse_size, Fs, Limits, Mount, Net, PolicyFile, ProxyPolicy, Syscalls};
 pub use sandbox::Sandbox;

@@ -13,8 +13,9 @@ use crate::fs::plan::MountOp;
 
 /// Bumped whenever [`Plan`] or the messages change shape (4: five proxy
 /// sockets travel with [`Report::Started`]; 5: sessions, [`Plan::session`],
-/// [`Control::Spawn`] and the `Command*` reports).
-pub const PROTOCOL: u32 = 5;
+/// [`Control::Spawn`] and the `Command*` reports; 6: [`Control::Signal`] and
+/// [`Control::SignalCommand`]).
+pub const PROTOCOL: u32 = 6;
 /// The crate version, so a mismatched helper can say which versions met.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Largest message we accept.
@@ -193,6 +194,25 @@ pub enum Control {
         /// The [`Spawn::id`].
         id: u64,
     },
+    /// Send `signal` to every process of the sandbox (not its init). The
+    /// init ignores numbers outside 1..=64.
+    Signal {
+        /// The signal number.
+        signal: i32,
+    },
+    /// Session: send `signal` to command `id`'s process group and session
+    /// (ignored once its exit was reported, or outside 1..=64).
+    SignalCommand {
+        /// The [`Spawn::id`].
+        id: u64,
+        /// The signal number.
+        signal: i32,
+    },
+}
+
+/// Whether `signal` is a signal number the init forwards.
+pub fn forwardable(signal: i32) -> bool {
+    (1..=64).contains(&signal)
 }
 
 /// One command of a session.
@@ -213,6 +233,19 @@ pub struct Spawn {
     /// Descriptor numbers, inside, of the pass-throughs (sources after the
     /// three stdio descriptors, in this order).
     pub pass_fds: Vec<i32>,
+}
+
+/// Wait up to `timeout` (at most about a minute; callers loop) until `sock`
+/// has a message or its peer is gone. `false` when the time ran out.
+pub fn readable(sock: BorrowedFd<'_>, timeout: std::time::Duration) -> std::io::Result<bool> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let ms = u16::try_from(timeout.as_nanos().div_ceil(1_000_000)).unwrap_or(u16::MAX);
+    let mut fds = [PollFd::new(sock, PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::from(ms)) {
+        Ok(n) => Ok(n > 0),
+        Err(nix::errno::Errno::EINTR) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Send one message with optional fds.

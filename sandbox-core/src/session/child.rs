@@ -3,9 +3,9 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
-use std::sync::mpsc::TryRecvError;
+use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -13,6 +13,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use super::demux::{ended, Mailbox, Shared};
 use crate::child::{ChildStderr, ChildStdin, ChildStdout, ExitStatus, Output};
 use crate::error::Error;
+use crate::kill_handle::KillHandle;
 use crate::launch::wire::{Control, Report};
 
 /// A command running in a [`Session`](super::Session), like
@@ -103,6 +104,37 @@ impl SessionChild {
             Err(Error::Helper(_)) => Ok(()),
             other => other,
         }
+    }
+
+    /// Send `signal` (1..=64) to the command's process groups, e.g.
+    /// `SIGTERM`. Harmless once it has ended.
+    pub fn signal(&mut self, signal: i32) -> Result<(), Error> {
+        if self.status.is_some() {
+            return Ok(());
+        }
+        self.kill_handle().signal(signal)
+    }
+
+    /// A handle that kills or signals this command from another thread
+    /// while this one waits.
+    pub fn kill_handle(&self) -> KillHandle {
+        KillHandle::command(&self.shared, self.id)
+    }
+
+    /// Wait at most `timeout` for the command's leader; `None` if it is
+    /// still running.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, Error> {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + timeout;
+        while self.status.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.mailbox.reports.recv_timeout(left) {
+                Ok(report) => self.take(report),
+                Err(RecvTimeoutError::Timeout) => return Ok(None),
+                Err(RecvTimeoutError::Disconnected) => return Err(ended()),
+            }
+        }
+        Ok(self.status)
     }
 
     /// Wait for the command's leader to end (what it left running may live

@@ -30,7 +30,7 @@
 
 mod child;
 mod command;
-mod demux;
+pub(crate) mod demux;
 
 pub use child::SessionChild;
 pub use command::SessionCommand;

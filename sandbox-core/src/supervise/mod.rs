@@ -130,6 +130,11 @@ pub fn supervise(
         {
             match wire::recv::<Control>(control, true) {
                 Ok(Some((Control::Kill, _))) => kill_all(libc::SIGKILL),
+                Ok(Some((Control::Signal { signal }, _))) => {
+                    if wire::forwardable(signal) {
+                        kill_all(signal);
+                    }
+                }
                 // Session messages mean nothing here; a confused host is
                 // treated like a gone one below.
                 Err(e) if e.raw_os_error() == Some(Errno::EAGAIN as i32) => {}

@@ -158,6 +158,18 @@ fn obey(
                     kill_command(r.pid, libc::SIGKILL);
                 }
             }
+            Ok(Some((Control::SignalCommand { id, signal }, _))) => {
+                if let Some(r) = running.iter().find(|r| r.id == id) {
+                    if wire::forwardable(signal) {
+                        kill_command(r.pid, signal);
+                    }
+                }
+            }
+            Ok(Some((Control::Signal { signal }, _))) => {
+                if wire::forwardable(signal) {
+                    kill_all(signal);
+                }
+            }
             Ok(Some((Control::Kill, _))) => kill_all(libc::SIGKILL),
             Err(e) if e.raw_os_error() == Some(Errno::EAGAIN as i32) => return Ok(()),
             // End of stream, or a host that talks nonsense: nobody may
