@@ -454,6 +454,14 @@ impl Sandbox {
         Ok(child)
     }
 
+    /// Check the whole policy now, as `spawn` would (paths exist, patterns,
+    /// limits, identity), without starting anything; the command itself
+    /// is not required. Bindings call it when a policy is built, so a bad
+    /// argument fails there rather than at the first run.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.plan_for(true).map(|_| ())
+    }
+
     /// Validate the policy and compute everything the helper needs.
     pub(crate) fn plan(&self) -> Result<wire::Plan, Error> {
         self.plan_for(false)

@@ -858,3 +858,17 @@ except OSError as e:
         text(&out.stderr)
     );
 }
+
+#[test]
+fn validate_reports_policy_errors_before_anything_runs() {
+    use stockade::{Fs, Net, ProxyPolicy};
+    let missing = Sandbox::new().fs(Fs::minimal().ro("/nonexistent/stockade/validate"));
+    match missing.validate() {
+        Err(Error::Policy(m)) => assert!(m.contains("/nonexistent/stockade/validate"), "{m}"),
+        other => panic!("a missing path validated: {other:?}"),
+    }
+    let star = Sandbox::new().net(Net::Proxy(ProxyPolicy { allow: vec!["*".into()], ..Default::default() }));
+    assert!(matches!(star.validate(), Err(Error::Policy(_))));
+    // Positive control: a good policy validates without a command.
+    Sandbox::new().fs(Fs::minimal().ro("/usr")).validate().expect("a good policy");
+}

@@ -94,6 +94,7 @@ impl Sandbox {
             pf.env.push(format!("{k}={v}"));
         }
         let inner = pf.to_sandbox().map_err(to_py)?;
+        inner.validate().map_err(to_py)?;
         Ok(Sandbox { inner })
     }
 
@@ -101,6 +102,7 @@ impl Sandbox {
     #[staticmethod]
     fn from_toml(path: PathBuf) -> PyResult<Self> {
         let inner = stockade::Sandbox::from_toml(path).map_err(to_py)?;
+        inner.validate().map_err(to_py)?;
         Ok(Sandbox { inner })
     }
 

@@ -1,28 +1,21 @@
-"""Basic checks of the Python binding: positive controls, containment, exit
-codes, timeouts, policy errors. Needs a host where the Rust test suite passes
-(user namespaces etc.); run with `pytest sandbox-py/tests`."""
+"""The run API: positive controls, exit codes, input, timeouts, output caps,
+policies from keywords and TOML, doctor."""
 import os
-import tempfile
 
 import pytest
 
 import stockade
 
 
-@pytest.fixture
-def workdir():
-    with tempfile.TemporaryDirectory() as d:
-        yield d
-
-
 def test_echo_positive_control():
     r = stockade.Sandbox().run(["echo", "hello from stockade"])
-    assert r.exit_code == 0
+    assert r.exit_code == 0 and r.ok
+    assert r.signal is None
     assert r.stdout == b"hello from stockade\n"
     assert r.stderr == b""
-    assert not r.timed_out
-    assert not r.truncated
+    assert not r.timed_out and not r.truncated
     assert r.duration > 0
+    assert r.events == []
 
 
 def test_shell_and_input():
@@ -33,136 +26,90 @@ def test_shell_and_input():
     assert r.output == b"got:abc\nerr\n"  # stdout then stderr, not interleaved
 
 
-def test_rw_mount_is_writable(workdir):
+def test_str_input_and_large_input():
+    data = b"x" * (1 << 20)
+    r = stockade.Sandbox().run(["wc", "-c"], input=data)
+    assert r.stdout.strip() == str(len(data)).encode()
+    assert stockade.Sandbox().run(["cat"], input="text").stdout == b"text"
+
+
+def test_stdin_is_dev_null_without_input():
+    r = stockade.Sandbox().run(["sh", "-c", "cat; echo end"])
+    assert r.stdout == b"end\n"
+
+
+def test_rw_mount_is_writable_and_the_host_sees_it(workdir):
     r = stockade.Sandbox(rw=[workdir]).run(["sh", "-c", f"echo inside > {workdir}/f"])
     assert r.exit_code == 0, r.stderr
     with open(os.path.join(workdir, "f")) as f:
         assert f.read() == "inside\n"
 
 
-def test_cannot_read_root_home():
-    # Positive control first: the host has /root.
-    assert os.path.isdir("/root")
-    r = stockade.Sandbox().run(["ls", "/root"])
-    assert r.exit_code != 0
+def test_cwd_and_pathlike(workdir):
+    import pathlib
+
+    p = pathlib.Path(workdir)
+    (p / "marker").write_text("m")
+    r = stockade.Sandbox(ro=[p]).run(["ls"], cwd=p)
+    assert r.stdout == b"marker\n"
 
 
-def test_cannot_write_etc():
-    r = stockade.Sandbox().run(["sh", "-c", "echo x > /etc/stockade-test"])
-    assert r.exit_code != 0
-    assert not os.path.exists("/etc/stockade-test")
+def test_exit_codes():
+    sb = stockade.Sandbox()
+    assert sb.run(["sh", "-c", "exit 7"]).exit_code == 7
+    r = sb.run(["sh", "-c", "kill -9 $$"])
+    assert r.signal == 9 and r.exit_code == 128 + 9
+    assert not r.ok
 
 
-def test_nonzero_exit_code():
-    r = stockade.Sandbox().run(["sh", "-c", "exit 7"])
-    assert r.exit_code == 7
-
-
-def test_timeout():
-    r = stockade.Sandbox().run(["sleep", "30"], timeout=0.5)
+def test_timeout_kills_the_tree():
+    r = stockade.Sandbox().run(["sh", "-c", "sleep 30 & sleep 30"], timeout=0.5)
     assert r.timed_out
     assert r.exit_code == 124
-    assert r.duration < 10
 
 
 def test_policy_timeout():
     r = stockade.Sandbox(timeout=0.5).run(["sleep", "30"])
-    assert r.timed_out
+    assert r.timed_out and r.exit_code == 124
 
 
-def test_max_output_truncates():
-    r = stockade.Sandbox().run(["sh", "-c", "yes | head -c 100000"], max_output=1000)
+def test_max_output_truncates_each_stream():
+    r = stockade.Sandbox().run(
+        ["sh", "-c", "head -c 100000 /dev/zero; head -c 50 /dev/zero >&2"], max_output=1000
+    )
     assert r.exit_code == 0
-    assert len(r.stdout) == 1000
+    assert len(r.stdout) == 1000 and r.stdout == b"\0" * 1000
+    assert len(r.stderr) == 50
     assert r.truncated
-
-
-def test_invalid_memory_is_policy_error():
-    with pytest.raises(stockade.PolicyError) as e:
-        stockade.Sandbox(memory="lots")
-    assert e.value.layer == "policy"
-    assert isinstance(e.value, stockade.SandboxError)
-
-
-def test_invalid_net_is_policy_error():
-    with pytest.raises(stockade.PolicyError):
-        stockade.Sandbox(net="everything")
-
-
-def test_nonexistent_path_is_error():
-    with pytest.raises(stockade.SandboxError):
-        stockade.Sandbox(ro=["/nonexistent/stockade/path"]).run(["true"])
-
-
-def test_unknown_keyword_is_type_error():
-    with pytest.raises(TypeError):
-        stockade.Sandbox(memroy="1G")
-
-
-def test_program_not_found():
-    with pytest.raises(stockade.NotFoundError) as e:
-        stockade.Sandbox().run(["/no/such/program"])
-    assert e.value.layer == "exec"
+    # Positive control: under the cap nothing is cut.
+    r = stockade.Sandbox().run(["echo", "short"], max_output=1000)
+    assert r.stdout == b"short\n" and not r.truncated
 
 
 def test_from_toml(workdir):
     p = os.path.join(workdir, "policy.toml")
     with open(p, "w") as f:
-        f.write('env = { GREETING = "hi" }\ntimeout = 5\n')
+        f.write('env = ["GREETING=hi"]\ntimeout = 5\n')
     r = stockade.Sandbox.from_toml(p).run(["sh", "-c", "echo $GREETING"])
     assert r.stdout == b"hi\n"
+    assert isinstance(stockade.Sandbox.from_toml(p), stockade.Sandbox)
 
 
-def test_from_toml_unknown_key(workdir):
-    p = os.path.join(workdir, "policy.toml")
-    with open(p, "w") as f:
-        f.write("bogus = 1\n")
-    with pytest.raises(stockade.PolicyError):
-        stockade.Sandbox.from_toml(p)
+def test_env_is_cleared_except_what_is_given(monkeypatch):
+    monkeypatch.setenv("STOCKADE_SECRET", "s3cret")
+    r = stockade.Sandbox(env={"CI": "1"}).run(["sh", "-c", "echo $CI:$STOCKADE_SECRET"])
+    assert r.stdout == b"1:\n"
+    r = stockade.Sandbox(pass_env=["STOCKADE_SECRET"]).run(["sh", "-c", "echo $STOCKADE_SECRET"])
+    assert r.stdout == b"s3cret\n"
 
 
-def test_env():
-    r = stockade.Sandbox(env={"CI": "1"}).run(["sh", "-c", "echo $CI"])
-    assert r.stdout == b"1\n"
-
-
-def test_doctor_returns_dict():
+def test_doctor_returns_the_structured_report():
     d = stockade.doctor()
     assert isinstance(d, dict)
-    assert "ok" in d
+    assert d["ok"] is True
+    assert isinstance(d["checks"], list) and d["checks"]
 
 
-def test_threads_run_concurrently():
-    # The GIL is released while waiting: 8 sleeps of 0.5 s overlap.
-    import time
-    from concurrent.futures import ThreadPoolExecutor
-
-    sb = stockade.Sandbox()
-    start = time.monotonic()
-    with ThreadPoolExecutor(8) as ex:
-        results = list(ex.map(lambda i: sb.run(["sh", "-c", f"sleep 0.5; echo {i}"]), range(8)))
-    elapsed = time.monotonic() - start
-    assert [r.stdout for r in results] == [f"{i}\n".encode() for i in range(8)]
-    assert all(r.exit_code == 0 for r in results)
-    assert elapsed < 3.0, elapsed
-
-
-def test_session_runs_commands_in_one_sandbox():
-    with stockade.Sandbox().session() as s:
-        assert s.pid > 0
-        r1 = s.run(["sh", "-c", "echo one > /tmp/shared; echo ok"])
-        assert r1.exit_code == 0 and r1.stdout == b"ok\n"
-        r2 = s.run(["cat", "/tmp/shared"])  # same sandbox: /tmp persists
-        assert r2.stdout == b"one\n"
-        r3 = s.run("exit 3", shell=True)
-        assert r3.exit_code == 3
-        r4 = s.run(["sleep", "30"], timeout=0.5)
-        assert r4.timed_out
-    with pytest.raises(stockade.SandboxError):
-        s.run(["true"])
-
-
-def test_session_containment():
-    with stockade.Sandbox().session() as s:
-        assert s.run(["ls", "/root"]).exit_code != 0
-        assert s.run(["sh", "-c", "echo x > /etc/x"]).exit_code != 0
+def test_result_repr():
+    r = stockade.Sandbox().run(["true"])
+    assert repr(r).startswith("<stockade.Result exit_code=0 ")
