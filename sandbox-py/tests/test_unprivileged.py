@@ -78,5 +78,5 @@ def test_the_binding_works_and_contains_as_an_unprivileged_user(unprivileged):
     # a typed error naming the layer, never an unlimited run.
     if out["memory"] != "ran":
         kind, layer, message = out["memory"]
-        assert kind == "UnsupportedError" and layer == "cgroups", out["memory"]
+        assert kind == "UnsupportedError" and layer == "cgroup", out["memory"]
         assert "memory" in message
