@@ -166,6 +166,7 @@ async function runOn(target, cmd, options) {
       stderr: decode(raw.stderr, encoding),
       output: decode(Buffer.concat([raw.stdout, raw.stderr]), encoding),
       truncated: raw.truncated,
+      ok: raw.exitCode === 0 && !raw.timedOut,
     };
   } catch (e) {
     if (signal?.aborted) throw new AbortError(signal.reason);
@@ -424,5 +425,5 @@ module.exports = {
   helperPath: HELPER,
   ...errors.classes,
   AbortError,
-  aiSdkSandbox: (...a) => require('./lib/ai-sdk.js').aiSdkSandbox(...a),
+  aiSdkSandbox: require('./lib/ai-sdk.js').aiSdkSandbox,
 };

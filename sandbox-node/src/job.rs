@@ -168,7 +168,7 @@ fn spawn_any(
             let guard = slot.read().unwrap_or_else(|p| p.into_inner());
             let session = guard
                 .as_ref()
-                .ok_or_else(|| Error::Policy("the session is closed".into()))?;
+                .ok_or_else(|| Error::Io(std::io::Error::other("the session is closed")))?;
             let mut cmd = session.command(req.argv).stdin(i).stdout(o).stderr(e);
             if let Some(c) = req.cwd {
                 cmd = cmd.cwd(c);
@@ -230,7 +230,7 @@ impl State {
 
 fn not_started() -> Error {
     Error::Io(std::io::Error::other(
-        "the command was aborted before it started",
+        "the command was killed before it started",
     ))
 }
 
