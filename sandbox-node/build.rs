@@ -24,7 +24,9 @@ fn main() {
     let core = manifest_dir.join("../sandbox-core/Cargo.toml");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let target_dir = out_dir.join("helper-target");
-    let release = std::env::var("PROFILE").map(|p| p == "release").unwrap_or(false);
+    let release = std::env::var("PROFILE")
+        .map(|p| p == "release")
+        .unwrap_or(false);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target = std::env::var("TARGET").unwrap();
     let host = std::env::var("HOST").unwrap();

@@ -130,7 +130,9 @@ impl Request {
         let mut env = Vec::new();
         for (k, v) in opts.env.iter().flatten() {
             if k.is_empty() || k.contains('=') || k.contains('\0') {
-                return Err(policy_error(format!("invalid environment variable name `{k}`")));
+                return Err(policy_error(format!(
+                    "invalid environment variable name `{k}`"
+                )));
             }
             env.push((k.clone(), v.clone()));
         }
@@ -291,11 +293,7 @@ impl Job {
     pub fn wait<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ExitInfo>> {
         let state = self.state.clone();
         blocking(env, move || {
-            let child = state
-                .child
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
+            let child = state.child.lock().unwrap_or_else(|p| p.into_inner()).take();
             let Some(mut child) = child else {
                 return Err(to_napi(Error::Io(std::io::Error::other(
                     "the command is not running (not started, or waited for already)",

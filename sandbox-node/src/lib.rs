@@ -108,7 +108,13 @@ impl NativeSandbox {
         opts: RunOptions,
         input: Option<Buffer>,
     ) -> Result<PromiseRaw<'env, RunOutput>> {
-        job.run(env, job::Spawner::Sandbox(self.inner.clone()), argv, opts, input)
+        job.run(
+            env,
+            job::Spawner::Sandbox(self.inner.clone()),
+            argv,
+            opts,
+            input,
+        )
     }
 
     /// Start with piped stdio; resolves with the host pid of the sandbox's
@@ -157,7 +163,10 @@ impl NativeSession {
     /// Whether `close` has been called.
     #[napi(getter)]
     pub fn closed(&self) -> bool {
-        self.inner.read().unwrap_or_else(|e| e.into_inner()).is_none()
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
     }
 
     #[napi]
@@ -169,7 +178,13 @@ impl NativeSession {
         opts: RunOptions,
         input: Option<Buffer>,
     ) -> Result<PromiseRaw<'env, RunOutput>> {
-        job.run(env, job::Spawner::Session(self.inner.clone()), argv, opts, input)
+        job.run(
+            env,
+            job::Spawner::Session(self.inner.clone()),
+            argv,
+            opts,
+            input,
+        )
     }
 
     #[napi]
@@ -203,8 +218,8 @@ impl NativeSession {
 pub fn doctor(env: &Env) -> Result<PromiseRaw<'_, String>> {
     blocking(env, || {
         let report = stockade::doctor();
-        let mut v = serde_json::to_value(&report)
-            .map_err(|e| napi::Error::from_reason(e.to_string()))?;
+        let mut v =
+            serde_json::to_value(&report).map_err(|e| napi::Error::from_reason(e.to_string()))?;
         if let Some(m) = v.as_object_mut() {
             m.insert("ok".into(), report.ok().into());
         }

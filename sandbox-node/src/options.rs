@@ -50,9 +50,12 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 fn string(key: &str, v: &Value) -> Result<String, Error> {
-    v.as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| policy(format!("option `{key}` must be a string, got {}", type_name(v))))
+    v.as_str().map(str::to_owned).ok_or_else(|| {
+        policy(format!(
+            "option `{key}` must be a string, got {}",
+            type_name(v)
+        ))
+    })
 }
 
 fn strings(key: &str, v: &Value) -> Result<Vec<String>, Error> {
@@ -76,8 +79,12 @@ fn strings(key: &str, v: &Value) -> Result<Vec<String>, Error> {
 }
 
 fn boolean(key: &str, v: &Value) -> Result<bool, Error> {
-    v.as_bool()
-        .ok_or_else(|| policy(format!("option `{key}` must be a boolean, got {}", type_name(v))))
+    v.as_bool().ok_or_else(|| {
+        policy(format!(
+            "option `{key}` must be a boolean, got {}",
+            type_name(v)
+        ))
+    })
 }
 
 fn integer(key: &str, v: &Value) -> Result<u64, Error> {
@@ -94,8 +101,12 @@ fn uint32(key: &str, v: &Value) -> Result<u32, Error> {
 }
 
 fn number(key: &str, v: &Value) -> Result<f64, Error> {
-    v.as_f64()
-        .ok_or_else(|| policy(format!("option `{key}` must be a number, got {}", type_name(v))))
+    v.as_f64().ok_or_else(|| {
+        policy(format!(
+            "option `{key}` must be a number, got {}",
+            type_name(v)
+        ))
+    })
 }
 
 /// A size like `"512M"`, or a number of bytes.
