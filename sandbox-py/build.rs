@@ -23,7 +23,9 @@ fn main() {
     let core = manifest_dir.join("../sandbox-core/Cargo.toml");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let target_dir = out_dir.join("helper-target");
-    let release = std::env::var("PROFILE").map(|p| p == "release").unwrap_or(false);
+    let release = std::env::var("PROFILE")
+        .map(|p| p == "release")
+        .unwrap_or(false);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
 
     let mut cmd = Command::new(cargo);

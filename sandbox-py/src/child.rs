@@ -2,6 +2,7 @@
 //! session, and collecting its output with a cap.
 
 use std::io::{Read, Write};
+
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -30,9 +31,7 @@ impl AnyChild {
         }
     }
 
-    pub fn take_pipes(
-        &mut self,
-    ) -> (Option<ChildStdin>, Option<ChildStdout>, Option<ChildStderr>) {
+    pub fn take_pipes(&mut self) -> (Option<ChildStdin>, Option<ChildStdout>, Option<ChildStderr>) {
         match self {
             AnyChild::Plain(c) => (c.stdin.take(), c.stdout.take(), c.stderr.take()),
             AnyChild::Session(c) => (c.stdin.take(), c.stdout.take(), c.stderr.take()),
@@ -77,27 +76,103 @@ pub struct Captured {
     pub events: Vec<ProxyEvent>,
 }
 
-/// Read a pipe to its end, keeping at most `cap` bytes (the rest is read and
-/// dropped, so the command never blocks on a full pipe).
-fn drain(mut r: impl Read, cap: usize) -> (Vec<u8>, bool) {
-    let mut kept = Vec::new();
-    let mut truncated = false;
-    let mut buf = [0u8; 64 * 1024];
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                let room = cap.saturating_sub(kept.len());
-                if n > room {
-                    truncated = true;
-                }
-                kept.extend_from_slice(&buf[..n.min(room)]);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
+/// The most read from a pipe once a session command's leader has ended: a
+/// background process it left may hold the pipe open and write on.
+const AFTER_END_CAP: usize = 1 << 20;
+
+/// One stream being collected, keeping at most `cap` bytes (the rest is read
+/// and dropped, so the command never blocks on a full pipe).
+struct Sink {
+    pipe: Option<std::fs::File>,
+    kept: Vec<u8>,
+    truncated: bool,
+}
+
+impl Sink {
+    fn new(pipe: Option<std::fs::File>) -> Self {
+        Sink {
+            pipe,
+            kept: Vec::new(),
+            truncated: false,
         }
     }
-    (kept, truncated)
+
+    /// Read once; false at end of file (or when nothing is there to read
+    /// on a non-blocking pipe).
+    fn read_once(&mut self, cap: usize, buf: &mut [u8]) -> bool {
+        let Some(p) = self.pipe.as_mut() else {
+            return false;
+        };
+        loop {
+            match p.read(buf) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    let room = cap.saturating_sub(self.kept.len());
+                    self.truncated |= n > room;
+                    self.kept.extend_from_slice(&buf[..n.min(room)]);
+                    return true;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// Collect stdout and stderr in this thread until both end, or, for a
+/// session command, until its leader has ended (what it left behind may
+/// keep the pipes open; what is already in them is still read).
+fn collect(child: &mut AnyChild, sinks: &mut [Sink; 2], cap: usize) -> Result<(), Error> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+
+    let session = matches!(child, AnyChild::Session(_));
+    let mut buf = vec![0u8; 64 * 1024];
+    while sinks.iter().any(|s| s.pipe.is_some()) {
+        let ready: Vec<bool> = {
+            let mut fds: Vec<PollFd<'_>> = sinks
+                .iter()
+                .filter_map(|s| s.pipe.as_ref())
+                .map(|p| PollFd::new(p.as_fd(), PollFlags::POLLIN))
+                .collect();
+            let timeout = if session {
+                PollTimeout::from(20u16)
+            } else {
+                PollTimeout::NONE
+            };
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(std::io::Error::from(e).into()),
+            }
+            fds.iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect()
+        };
+        let mut k = 0;
+        for s in sinks.iter_mut() {
+            if s.pipe.is_some() {
+                if ready[k] && !s.read_once(cap, &mut buf) {
+                    s.pipe = None;
+                }
+                k += 1;
+            }
+        }
+        if session && sinks.iter().any(|s| s.pipe.is_some()) && child.try_wait()?.is_some() {
+            for s in sinks.iter_mut() {
+                if let Some(p) = &s.pipe {
+                    nix::fcntl::fcntl(
+                        p,
+                        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                    )
+                    .map_err(std::io::Error::from)?;
+                    let start = s.kept.len();
+                    while s.kept.len() - start < AFTER_END_CAP && s.read_once(cap, &mut buf) {}
+                }
+                s.pipe = None;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Feed `input`, collect stdout and stderr (each capped at `cap` bytes) and
@@ -108,28 +183,31 @@ pub fn run_captured(
     cap: usize,
 ) -> Result<Captured, Error> {
     let (stdin, stdout, stderr) = child.take_pipes();
-    let writer = std::thread::spawn(move || {
-        if let (Some(mut w), Some(data)) = (stdin, input) {
+    // Only input needs a second thread (a full stdin pipe while we wait for
+    // output would deadlock); drop stdin at once otherwise.
+    let writer = match (stdin, input) {
+        (Some(mut w), Some(data)) => Some(std::thread::spawn(move || {
             // A command that exits without reading its input is not an error.
             let _ = w.write_all(&data);
-        }
-    });
-    let err_reader = std::thread::spawn(move || match stderr {
-        Some(r) => drain(r, cap),
-        None => (Vec::new(), false),
-    });
-    let (out, t1) = match stdout {
-        Some(r) => drain(r, cap),
-        None => (Vec::new(), false),
+        })),
+        _ => None,
     };
-    let (err, t2) = err_reader.join().unwrap_or_default();
-    let _ = writer.join();
+    let mut sinks = [
+        Sink::new(stdout.map(|p| std::fs::File::from(std::os::fd::OwnedFd::from(p)))),
+        Sink::new(stderr.map(|p| std::fs::File::from(std::os::fd::OwnedFd::from(p)))),
+    ];
+    let collected = collect(&mut child, &mut sinks, cap);
+    // Not joined: a process left behind by a session command may hold stdin
+    // without reading; the writer then ends with the session.
+    drop(writer);
+    collected?;
     let status = child.wait()?;
+    let [out, err] = sinks;
     Ok(Captured {
         status,
-        stdout: out,
-        stderr: err,
-        truncated: t1 || t2,
+        truncated: out.truncated || err.truncated,
+        stdout: out.kept,
+        stderr: err.kept,
         events: child.proxy_events(),
     })
 }

@@ -7,14 +7,54 @@ use pyo3::prelude::*;
 
 use stockade::Error;
 
-create_exception!(stockade, SandboxError, PyException, "Base class of every stockade error.");
-create_exception!(stockade, PolicyError, SandboxError, "The policy is invalid; nothing was started.");
-create_exception!(stockade, UnsupportedError, SandboxError, "The policy asks for something this host or build cannot enforce.");
-create_exception!(stockade, HelperError, SandboxError, "The stockade-init helper is missing, not runnable, or from another version.");
-create_exception!(stockade, SetupError, SandboxError, "A sandbox layer could not be set up; nothing ran (see `.layer`).");
-create_exception!(stockade, NotFoundError, SandboxError, "The program does not exist inside the sandbox.");
-create_exception!(stockade, NotExecutableError, SandboxError, "The program exists inside the sandbox but cannot be executed.");
-create_exception!(stockade, SandboxIOError, SandboxError, "Talking to the sandbox failed.");
+create_exception!(
+    stockade,
+    SandboxError,
+    PyException,
+    "Base class of every stockade error."
+);
+create_exception!(
+    stockade,
+    PolicyError,
+    SandboxError,
+    "The policy is invalid; nothing was started."
+);
+create_exception!(
+    stockade,
+    UnsupportedError,
+    SandboxError,
+    "The policy asks for something this host or build cannot enforce."
+);
+create_exception!(
+    stockade,
+    HelperError,
+    SandboxError,
+    "The stockade-init helper is missing, not runnable, or from another version."
+);
+create_exception!(
+    stockade,
+    SetupError,
+    SandboxError,
+    "A sandbox layer could not be set up; nothing ran (see `.layer`)."
+);
+create_exception!(
+    stockade,
+    NotFoundError,
+    SandboxError,
+    "The program does not exist inside the sandbox."
+);
+create_exception!(
+    stockade,
+    NotExecutableError,
+    SandboxError,
+    "The program exists inside the sandbox but cannot be executed."
+);
+create_exception!(
+    stockade,
+    SandboxIOError,
+    SandboxError,
+    "Talking to the sandbox failed."
+);
 
 /// Map a core error onto the hierarchy, keeping its message and setting
 /// `.layer` (plus `.step`/`.errno` for setup failures).

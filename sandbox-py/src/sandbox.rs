@@ -118,7 +118,16 @@ impl Sandbox {
         shell: bool,
         max_output: Option<usize>,
     ) -> PyResult<RunResult> {
-        run_on(py, self.target(), argv, cwd, input, timeout, shell, max_output)
+        run_on(
+            py,
+            self.target(),
+            argv,
+            cwd,
+            input,
+            timeout,
+            shell,
+            max_output,
+        )
     }
 
     #[pyo3(signature = (argv, done, *, cwd=None, input=None, timeout=None, shell=false, max_output=None))]
@@ -133,7 +142,16 @@ impl Sandbox {
         shell: bool,
         max_output: Option<usize>,
     ) -> PyResult<Job> {
-        start_on(self.target(), argv, done, cwd, input, timeout, shell, max_output)
+        start_on(
+            self.target(),
+            argv,
+            done,
+            cwd,
+            input,
+            timeout,
+            shell,
+            max_output,
+        )
     }
 
     #[pyo3(signature = (argv, *, stdin=None, stdout=None, stderr=None, cwd=None, timeout=None, shell=false))]
@@ -149,7 +167,15 @@ impl Sandbox {
         timeout: Option<f64>,
         shell: bool,
     ) -> PyResult<Process> {
-        spawn_on(py, self.target(), argv, [stdin, stdout, stderr], cwd, timeout, shell)
+        spawn_on(
+            py,
+            self.target(),
+            argv,
+            [stdin, stdout, stderr],
+            cwd,
+            timeout,
+            shell,
+        )
     }
 
     /// Start a warm session with this policy (blocks for the setup; the GIL
@@ -237,7 +263,13 @@ pub fn start_on(
         cwd,
         timeout: a.timeout,
     };
-    job::start(target, call, a.input, max_output.unwrap_or(usize::MAX), done)
+    job::start(
+        target,
+        call,
+        a.input,
+        max_output.unwrap_or(usize::MAX),
+        done,
+    )
 }
 
 /// `spawn` for a sandbox or a session.
@@ -260,6 +292,8 @@ pub fn spawn_on(
             parse_stdio("stderr", stdio[2])?,
         ],
     };
-    let child = py.allow_threads(move || target.launch(call)).map_err(to_py)?;
+    let child = py
+        .allow_threads(move || target.launch(call))
+        .map_err(to_py)?;
     Ok(Process::new(child))
 }

@@ -49,7 +49,16 @@ impl Session {
         shell: bool,
         max_output: Option<usize>,
     ) -> PyResult<RunResult> {
-        run_on(py, self.target()?, argv, cwd, input, timeout, shell, max_output)
+        run_on(
+            py,
+            self.target()?,
+            argv,
+            cwd,
+            input,
+            timeout,
+            shell,
+            max_output,
+        )
     }
 
     #[pyo3(signature = (argv, done, *, cwd=None, input=None, timeout=None, shell=false, max_output=None))]
@@ -64,7 +73,16 @@ impl Session {
         shell: bool,
         max_output: Option<usize>,
     ) -> PyResult<Job> {
-        start_on(self.target()?, argv, done, cwd, input, timeout, shell, max_output)
+        start_on(
+            self.target()?,
+            argv,
+            done,
+            cwd,
+            input,
+            timeout,
+            shell,
+            max_output,
+        )
     }
 
     #[pyo3(signature = (argv, *, stdin=None, stdout=None, stderr=None, cwd=None, timeout=None, shell=false))]
@@ -80,7 +98,15 @@ impl Session {
         timeout: Option<f64>,
         shell: bool,
     ) -> PyResult<Process> {
-        spawn_on(py, self.target()?, argv, [stdin, stdout, stderr], cwd, timeout, shell)
+        spawn_on(
+            py,
+            self.target()?,
+            argv,
+            [stdin, stdout, stderr],
+            cwd,
+            timeout,
+            shell,
+        )
     }
 
     /// Host pid of the session's init.
@@ -95,7 +121,10 @@ impl Session {
     /// Whether `close` has been called.
     #[getter]
     fn closed(&self) -> bool {
-        self.inner.read().unwrap_or_else(|e| e.into_inner()).is_none()
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
     }
 
     /// End the session and wait until every process is gone (idempotent).

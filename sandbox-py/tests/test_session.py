@@ -54,3 +54,17 @@ def test_session_starts_lazily():
     assert "open" in repr(s)
     s.close()
     s.close()  # idempotent
+
+
+def test_a_background_process_does_not_hold_the_caller():
+    # The command's leader ends at once; the sleep it left keeps stdout
+    # open. run returns with what was written, the sleep lives on in the
+    # session until it closes.
+    length = marker_sleep(9)
+    with stockade.Sandbox().session() as s:
+        r = s.run(["sh", "-c", f"sleep {length} & echo leader-done"], timeout=30)
+        assert r.exit_code == 0 and r.stdout == b"leader-done\n" and not r.timed_out
+        assert len(host_processes(f"sleep {length}")) == 1
+        r = s.run(["sh", "-c", "head -c 300000 /dev/zero & exit 0"], input=b"x" * 200_000)
+        assert r.exit_code == 0
+    assert host_processes(f"sleep {length}") == []
