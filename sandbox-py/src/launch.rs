@@ -19,7 +19,7 @@ pub struct Call {
 #[derive(Clone)]
 pub enum Target {
     /// Every command gets a sandbox of its own, built from this policy.
-    Sandbox(stockade::Sandbox),
+    Sandbox(Box<stockade::Sandbox>),
     /// Commands run inside one warm sandbox.
     Session(Arc<stockade::Session>),
 }

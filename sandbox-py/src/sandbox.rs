@@ -199,7 +199,7 @@ impl Sandbox {
 
 impl Sandbox {
     fn target(&self) -> Target {
-        Target::Sandbox(self.inner.clone())
+        Target::Sandbox(Box::new(self.inner.clone()))
     }
 }
 
