@@ -867,8 +867,14 @@ fn validate_reports_policy_errors_before_anything_runs() {
         Err(Error::Policy(m)) => assert!(m.contains("/nonexistent/stockade/validate"), "{m}"),
         other => panic!("a missing path validated: {other:?}"),
     }
-    let star = Sandbox::new().net(Net::Proxy(ProxyPolicy { allow: vec!["*".into()], ..Default::default() }));
+    let star = Sandbox::new().net(Net::Proxy(ProxyPolicy {
+        allow: vec!["*".into()],
+        ..Default::default()
+    }));
     assert!(matches!(star.validate(), Err(Error::Policy(_))));
     // Positive control: a good policy validates without a command.
-    Sandbox::new().fs(Fs::minimal().ro("/usr")).validate().expect("a good policy");
+    Sandbox::new()
+        .fs(Fs::minimal().ro("/usr"))
+        .validate()
+        .expect("a good policy");
 }
