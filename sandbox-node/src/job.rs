@@ -64,7 +64,7 @@ pub struct Fds {
 
 /// Where a command runs.
 pub enum Spawner {
-    Sandbox(stockade::Sandbox),
+    Sandbox(Box<stockade::Sandbox>),
     Session(Arc<RwLock<Option<stockade::Session>>>),
 }
 

@@ -71,23 +71,42 @@ where
 #[napi]
 pub struct NativeSandbox {
     pub(crate) inner: stockade::Sandbox,
+    /// The ids asked for inside: sandboxes with the same key share a
+    /// pre-warmed helper (see `prewarm`).
+    identity: String,
+}
+
+fn identity_key(pf: &stockade::PolicyFile) -> String {
+    format!("{:?}:{:?}", pf.uid, pf.gid)
 }
 
 #[napi]
 impl NativeSandbox {
     #[napi(constructor)]
     pub fn new(options: String) -> Result<Self> {
-        let inner = options::policy_file(&options)
-            .and_then(|pf| pf.to_sandbox())
-            .map_err(to_napi)?;
-        Ok(NativeSandbox { inner })
+        let pf = options::policy_file(&options).map_err(to_napi)?;
+        let inner = pf.to_sandbox().map_err(to_napi)?;
+        Ok(NativeSandbox {
+            inner,
+            identity: identity_key(&pf),
+        })
     }
 
     /// Load a policy from a TOML file (the CLI's `--policy` format).
     #[napi(factory)]
     pub fn from_toml(path: String) -> Result<Self> {
-        let inner = stockade::Sandbox::from_toml(path).map_err(to_napi)?;
-        Ok(NativeSandbox { inner })
+        let pf = stockade::PolicyFile::from_toml_file(path.as_ref()).map_err(to_napi)?;
+        let inner = pf.to_sandbox().map_err(to_napi)?;
+        Ok(NativeSandbox {
+            inner,
+            identity: identity_key(&pf),
+        })
+    }
+
+    /// Which pre-warmed helper this sandbox can use (same key, same one).
+    #[napi(getter)]
+    pub fn identity(&self) -> String {
+        self.identity.clone()
     }
 
     /// Keep one sandbox of this policy's identity pre-started (see
@@ -110,7 +129,7 @@ impl NativeSandbox {
     ) -> Result<PromiseRaw<'env, RunOutput>> {
         job.run(
             env,
-            job::Spawner::Sandbox(self.inner.clone()),
+            job::Spawner::Sandbox(Box::new(self.inner.clone())),
             argv,
             opts,
             input,
@@ -127,7 +146,12 @@ impl NativeSandbox {
         argv: Vec<String>,
         opts: RunOptions,
     ) -> Result<PromiseRaw<'env, u32>> {
-        job.start(env, job::Spawner::Sandbox(self.inner.clone()), argv, opts)
+        job.start(
+            env,
+            job::Spawner::Sandbox(Box::new(self.inner.clone())),
+            argv,
+            opts,
+        )
     }
 
     /// Build the sandbox once and keep it as a warm session.

@@ -1,6 +1,7 @@
 // Concurrency, leaks and event-loop responsiveness.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { Sandbox } from '../index.mjs';
 import { ownChildren, fdCount, until } from './helpers.mjs';
 
@@ -31,12 +32,19 @@ test('nothing leaks after 500 runs: same fds, no leftover child processes', asyn
   };
   await Promise.all(Array.from({ length: 10 }, () => worker(50)));
   assert.equal(ran, 500);
-  // Helpers are reaped in the background: give them a moment.
+  // Helpers are reaped in the background: give them a moment. The one
+  // pre-warmed helper (see index.js) is replaced after each use, so it may
+  // have a new pid; anything beyond it is a leak.
   const kidsAfter = await until(() => {
     const k = ownChildren();
     return k.length === kidsBefore.length ? k : null;
   }, 5000);
-  assert.deepEqual(kidsAfter, kidsBefore, `left: ${ownChildren()}`);
+  assert.ok(kidsAfter, `children before ${kidsBefore}, after ${ownChildren()}`);
+  const fresh = kidsAfter.filter((p) => !kidsBefore.includes(p));
+  assert.ok(fresh.length <= 1, `new children: ${fresh}`);
+  for (const p of fresh) {
+    assert.match(fs.readFileSync(`/proc/${p}/cmdline`, 'latin1'), /stockade-init\0--stockade-init-v1/);
+  }
   const fdsAfter = await until(() => (fdCount() === fdsBefore ? fdCount() : null), 3000);
   assert.equal(fdsAfter, fdsBefore, `fds ${fdsBefore} -> ${fdCount()}`);
 });
@@ -54,15 +62,16 @@ test('the event loop keeps running while 100 sandboxes run', async () => {
   }, 5);
   const t0 = performance.now();
   try {
-    const rs = await Promise.all(Array.from({ length: 100 }, () => sb.run(['sleep', '0.5'])));
+    const rs = await Promise.all(Array.from({ length: 100 }, () => sb.run(['sleep', '1'])));
     assert.ok(rs.every((r) => r.exitCode === 0));
   } finally {
     clearInterval(timer);
   }
   const elapsed = performance.now() - t0;
-  // Every sandbox sleeps 0.5 s, so the loop had that long at least to tick.
-  assert.ok(elapsed >= 500);
-  assert.ok(maxGap < 200, `the event loop stalled for ${maxGap.toFixed(1)} ms`);
+  // Every sandbox sleeps 1 s: a loop blocked by the calls would stall for
+  // about that long. What is left is host scheduling (2 cores, 100 spawns).
+  assert.ok(elapsed >= 1000);
+  assert.ok(maxGap < 400, `the event loop stalled for ${maxGap.toFixed(1)} ms`);
   assert.ok(ticks >= elapsed / 5 / 4, `${ticks} ticks in ${elapsed.toFixed(0)} ms`);
   console.log(`# 100 sandboxes: ${elapsed.toFixed(0)} ms, ${ticks} ticks, max gap ${maxGap.toFixed(1)} ms`);
 });
