@@ -149,3 +149,22 @@ test('kill() before the sandbox is up is delivered once it runs', async () => {
   const r = await q.wait();
   assert.equal(r.signal, 'SIGTERM');
 });
+
+test('a session run returns when its command ends, even if a background process holds stdout', async () => {
+  const s = await new Sandbox().session();
+  try {
+    const m = marker();
+    const t0 = Date.now();
+    const r = await s.run(['sh', '-c', `sleep ${m} & echo started`], { timeoutMs: 30_000 });
+    assert.ok(Date.now() - t0 < 5000, `run took ${Date.now() - t0} ms`);
+    assert.equal(r.stdout, 'started\n');
+    assert.equal(r.exitCode, 0);
+    // The background process is still there (it belongs to the session) ...
+    assert.equal(findProcs('sleep\0', m).length, 1);
+    // ... until the session closes.
+    await s.close();
+    assert.ok(await until(() => findProcs('sleep\0', m).length === 0, 3000));
+  } finally {
+    await s.close();
+  }
+});
