@@ -64,7 +64,7 @@ def test_a_background_process_does_not_hold_the_caller():
     with stockade.Sandbox().session() as s:
         r = s.run(["sh", "-c", f"sleep {length} & echo leader-done"], timeout=30)
         assert r.exit_code == 0 and r.stdout == b"leader-done\n" and not r.timed_out
-        assert len(host_processes(f"sleep {length}")) == 1
+        wait_until(lambda: len(host_processes(f"sleep {length}")) == 1, "the sleep lives on")
         r = s.run(["sh", "-c", "head -c 300000 /dev/zero & exit 0"], input=b"x" * 200_000)
         assert r.exit_code == 0
     assert host_processes(f"sleep {length}") == []
