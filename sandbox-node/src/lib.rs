@@ -86,6 +86,8 @@ impl NativeSandbox {
     pub fn new(options: String) -> Result<Self> {
         let pf = options::policy_file(&options).map_err(to_napi)?;
         let inner = pf.to_sandbox().map_err(to_napi)?;
+        // The whole policy (paths, patterns) fails here, not at the first run.
+        inner.validate().map_err(to_napi)?;
         Ok(NativeSandbox {
             inner,
             identity: identity_key(&pf),
@@ -97,6 +99,8 @@ impl NativeSandbox {
     pub fn from_toml(path: String) -> Result<Self> {
         let pf = stockade::PolicyFile::from_toml_file(path.as_ref()).map_err(to_napi)?;
         let inner = pf.to_sandbox().map_err(to_napi)?;
+        // The whole policy (paths, patterns) fails here, not at the first run.
+        inner.validate().map_err(to_napi)?;
         Ok(NativeSandbox {
             inner,
             identity: identity_key(&pf),
