@@ -1,70 +1,9 @@
 //! Sets up the napi addon link flags, then builds the `stockade-init` helper
-//! from ../sandbox-core and copies it next to the package (`./stockade-init`),
-//! where `index.js` finds it and hands it to the core at load.
-//!
-//! The helper cannot be this cdylib: the core's `.init_array` hook only turns
-//! an *executable* into the helper, and the host executable here is node.
-//!
+//! and copies it next to the package (`./stockade-init`), where `index.js`
+//! finds it and hands it to the core at load (see helper-build).
 //! Set `STOCKADE_NODE_SKIP_HELPER=1` to skip (then set STOCKADE_INIT at runtime).
-
-use std::path::PathBuf;
-use std::process::Command;
 
 fn main() {
     napi_build::setup();
-    println!("cargo:rerun-if-changed=../sandbox-core/src");
-    println!("cargo:rerun-if-changed=../sandbox-core/Cargo.toml");
-    println!("cargo:rerun-if-env-changed=STOCKADE_NODE_SKIP_HELPER");
-    // Build and copy again when the copy is missing (e.g. after `git clean`).
-    println!("cargo:rerun-if-changed=stockade-init");
-    if std::env::var_os("STOCKADE_NODE_SKIP_HELPER").is_some() {
-        return;
-    }
-    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    let core = manifest_dir.join("../sandbox-core/Cargo.toml");
-    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
-    let target_dir = out_dir.join("helper-target");
-    let release = std::env::var("PROFILE")
-        .map(|p| p == "release")
-        .unwrap_or(false);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let target = std::env::var("TARGET").unwrap();
-    let host = std::env::var("HOST").unwrap();
-
-    let mut cmd = Command::new(cargo);
-    cmd.arg("build")
-        .arg("--manifest-path")
-        .arg(&core)
-        .args(["--bin", "stockade-init", "--target-dir"])
-        .arg(&target_dir);
-    if release {
-        cmd.arg("--release");
-    }
-    if target != host {
-        cmd.args(["--target", &target]);
-    }
-    // The outer build's flags (napi's cdylib link args) are not the helper's.
-    for var in [
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "CARGO_MAKEFLAGS",
-    ] {
-        cmd.env_remove(var);
-    }
-    let status = cmd.status().expect("running cargo to build stockade-init");
-    assert!(status.success(), "building stockade-init failed");
-
-    let mut built = target_dir;
-    if target != host {
-        built.push(&target);
-    }
-    built.push(if release { "release" } else { "debug" });
-    built.push("stockade-init");
-    let dest = manifest_dir.join("stockade-init");
-    // Replace atomically: the old file may be running as a helper right now.
-    let tmp = dest.with_extension("tmp");
-    std::fs::copy(&built, &tmp).expect("copying stockade-init");
-    std::fs::rename(&tmp, &dest).expect("installing stockade-init");
+    stockade_helper_build::build_helper_into("stockade-init", "STOCKADE_NODE_SKIP_HELPER");
 }

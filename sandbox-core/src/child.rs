@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::capture;
 use crate::error::Error;
 use crate::kill_handle::KillHandle;
 use crate::launch::wire::{self, Control, Report};
@@ -248,6 +249,8 @@ pub struct Output {
     pub stdout: Vec<u8>,
     /// Its standard error.
     pub stderr: Vec<u8>,
+    /// Whether stdout or stderr was cut at the cap given to `communicate`.
+    pub truncated: bool,
     /// The egress proxy's decisions (`Net::Proxy`; empty otherwise).
     pub proxy_events: Vec<crate::proxy::ProxyEvent>,
 }
@@ -395,29 +398,30 @@ impl Child {
     }
 
     /// Wait, collecting whatever is left on the piped stdout and stderr.
-    pub fn wait_with_output(mut self) -> Result<Output, Error> {
-        drop(self.stdin.take());
-        let err_reader = self.stderr.take().map(|mut e| {
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                e.read_to_end(&mut buf).map(|_| buf)
-            })
-        });
-        let mut stdout = Vec::new();
-        if let Some(mut o) = self.stdout.take() {
-            o.read_to_end(&mut stdout)?;
+    pub fn wait_with_output(self) -> Result<Output, Error> {
+        self.communicate(&[], usize::MAX)
+    }
+
+    /// Write `input` to the piped stdin (then close it), collect the piped
+    /// stdout and stderr keeping at most `max_output` bytes of each (the
+    /// rest is read and dropped, and [`Output::truncated`] is set), and wait.
+    /// All on this thread, with one `poll` loop.
+    pub fn communicate(mut self, input: &[u8], max_output: usize) -> Result<Output, Error> {
+        let stdin = self.stdin.take();
+        if !input.is_empty() && stdin.is_none() {
+            return Err(Error::policy("input given, but stdin is not piped"));
         }
-        let stderr = match err_reader {
-            Some(h) => h
-                .join()
-                .map_err(|_| io::Error::other("stderr reader panicked"))??,
-            None => Vec::new(),
-        };
+        let outs = [
+            self.stdout.take().map(|p| p.0),
+            self.stderr.take().map(|p| p.0),
+        ];
+        let c = capture::communicate(stdin.map(|p| p.0), input, outs, None, max_output)?;
         let status = self.wait()?;
         Ok(Output {
             status,
-            stdout,
-            stderr,
+            stdout: c.stdout,
+            stderr: c.stderr,
+            truncated: c.truncated,
             proxy_events: self.proxy_events(),
         })
     }

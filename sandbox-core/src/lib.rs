@@ -10,6 +10,7 @@
 //! this crate can act as that helper, so nothing needs installing.
 #![warn(missing_docs)]
 
+mod capture;
 mod cgroup;
 mod child;
 pub mod doctor;

@@ -3,7 +3,6 @@
 //! [`Job::kill`] (what `AbortSignal` and `Process.kill()` call).
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::os::fd::{IntoRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -88,27 +87,26 @@ impl AnyChild {
         }
     }
 
-    fn try_wait(&mut self) -> std::result::Result<Option<stockade::ExitStatus>, Error> {
-        match self {
-            AnyChild::Plain(c) => c.try_wait(),
-            AnyChild::Session(c) => c.try_wait(),
-        }
-    }
-
     fn wait(&mut self) -> std::result::Result<ExitInfo, Error> {
         let (status, events) = match self {
             AnyChild::Plain(c) => (c.wait()?, c.proxy_events()),
             AnyChild::Session(c) => (c.wait()?, c.proxy_events()),
         };
-        Ok(ExitInfo {
+        Ok(ExitInfo::of(&status, &events))
+    }
+}
+
+impl ExitInfo {
+    fn of(status: &stockade::ExitStatus, events: &[stockade::proxy::ProxyEvent]) -> Self {
+        ExitInfo {
             exit_code: status.exit_code(),
             signal: status.signal(),
             timed_out: status.timed_out(),
             oom_killed: status.oom_killed(),
             duration_ms: status.duration().as_secs_f64() * 1000.0,
             peak_memory: status.peak_memory().map(|b| b as f64),
-            events_json: serde_json::to_string(&events).unwrap_or_else(|_| "[]".into()),
-        })
+            events_json: serde_json::to_string(events).unwrap_or_else(|_| "[]".into()),
+        }
     }
 }
 
@@ -433,130 +431,19 @@ fn mode(name: &str, m: &Option<String>) -> Result<Mode> {
     }
 }
 
-/// What is still read from a pipe after a session command's leader ended:
-/// a background process it started may hold the pipe open and keep writing.
-const AFTER_END_CAP: usize = 1 << 20;
-
-/// One output stream being captured, at most `cap` bytes kept; the rest is
-/// read and dropped, so the command never blocks on a full pipe.
-struct Capture {
-    pipe: Option<std::fs::File>,
-    kept: Vec<u8>,
-    truncated: bool,
-}
-
-impl Capture {
-    fn new(pipe: Option<impl Into<OwnedFd>>) -> Self {
-        Capture {
-            pipe: pipe.map(|p| std::fs::File::from(p.into())),
-            kept: Vec::new(),
-            truncated: false,
-        }
-    }
-
-    /// One read; closes the pipe at end of file (or on an error, or when a
-    /// non-blocking pipe is empty). Returns the bytes read.
-    fn read_some(&mut self, cap: usize, buf: &mut [u8]) -> usize {
-        let Some(p) = self.pipe.as_mut() else {
-            return 0;
-        };
-        let n = loop {
-            match p.read(buf) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Ok(n) => break n,
-                Err(_) => break 0,
-            }
-        };
-        if n == 0 {
-            self.pipe = None;
-            return 0;
-        }
-        let room = cap.saturating_sub(self.kept.len());
-        self.truncated |= n > room;
-        self.kept.extend_from_slice(&buf[..n.min(room)]);
-        n
-    }
-}
-
-/// Capture stdout and stderr on this thread until both end; for a session
-/// command, also stop once its leader has ended (after reading what is
-/// already in the pipes), so a background process cannot hold `run` open.
-fn collect(
-    child: &mut AnyChild,
-    outs: &mut [Capture; 2],
-    cap: usize,
-) -> std::result::Result<(), Error> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use std::os::fd::AsFd;
-
-    let session = matches!(child, AnyChild::Session(_));
-    let mut buf = vec![0u8; 64 * 1024];
-    while outs.iter().any(|c| c.pipe.is_some()) {
-        let ready: Vec<bool> = {
-            let mut fds: Vec<PollFd<'_>> = outs
-                .iter()
-                .filter_map(|c| c.pipe.as_ref())
-                .map(|p| PollFd::new(p.as_fd(), PollFlags::POLLIN))
-                .collect();
-            let timeout = if session {
-                PollTimeout::from(25u16)
-            } else {
-                PollTimeout::NONE
-            };
-            match poll(&mut fds, timeout) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(std::io::Error::from(e).into()),
-            }
-            fds.iter()
-                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-                .collect()
-        };
-        let mut open = outs.iter_mut().filter(|c| c.pipe.is_some());
-        for (c, ready) in (&mut open).zip(ready) {
-            if ready {
-                c.read_some(cap, &mut buf);
-            }
-        }
-        if session && outs.iter().any(|c| c.pipe.is_some()) && child.try_wait()?.is_some() {
-            for c in outs.iter_mut() {
-                if let Some(p) = &c.pipe {
-                    let nonblocking = nix::fcntl::OFlag::O_NONBLOCK;
-                    nix::fcntl::fcntl(p, nix::fcntl::FcntlArg::F_SETFL(nonblocking))
-                        .map_err(std::io::Error::from)?;
-                    let mut read = 0;
-                    while read < AFTER_END_CAP && c.pipe.is_some() {
-                        read += c.read_some(cap, &mut buf);
-                    }
-                }
-                c.pipe = None;
-            }
-        }
-    }
-    Ok(())
-}
-
+/// Feed `input`, collect stdout and stderr (each capped at `cap` bytes) and
+/// wait: the core's `communicate`, on this (blocking-pool) thread.
 fn capture(
-    mut child: AnyChild,
+    child: AnyChild,
     input: Option<Vec<u8>>,
     cap: usize,
 ) -> std::result::Result<RunOutput, Error> {
-    let (stdin, stdout, stderr) = match &mut child {
-        AnyChild::Plain(c) => (c.stdin.take(), c.stdout.take(), c.stderr.take()),
-        AnyChild::Session(c) => (c.stdin.take(), c.stdout.take(), c.stderr.take()),
+    let input = input.unwrap_or_default();
+    let out = match child {
+        AnyChild::Plain(c) => c.communicate(&input, cap)?,
+        AnyChild::Session(c) => c.communicate(&input, cap)?,
     };
-    // Input gets its own thread (a full stdin pipe must not stop the reads).
-    // Not joined: a background process of a session command may hold stdin
-    // unread; the writer ends with the session then.
-    if let (Some(mut w), Some(data)) = (stdin, input) {
-        std::thread::spawn(move || {
-            // A command that exits without reading its input is not an error.
-            let _ = w.write_all(&data);
-        });
-    }
-    let mut outs = [Capture::new(stdout), Capture::new(stderr)];
-    collect(&mut child, &mut outs, cap)?;
-    let info = child.wait()?;
-    let [out, err] = outs;
+    let info = ExitInfo::of(&out.status, &out.proxy_events);
     Ok(RunOutput {
         exit_code: info.exit_code,
         signal: info.signal,
@@ -565,8 +452,8 @@ fn capture(
         duration_ms: info.duration_ms,
         peak_memory: info.peak_memory,
         events_json: info.events_json,
-        stdout: out.kept.into(),
-        stderr: err.kept.into(),
-        truncated: out.truncated || err.truncated,
+        stdout: out.stdout.into(),
+        stderr: out.stderr.into(),
+        truncated: out.truncated,
     })
 }

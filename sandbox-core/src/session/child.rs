@@ -1,16 +1,13 @@
 //! A handle on one running command of a session.
 
 use std::fs::File;
-use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-
 use super::demux::{ended, Mailbox, Shared};
+use crate::capture;
 use crate::child::{ChildStderr, ChildStdin, ChildStdout, ExitStatus, Output};
 use crate::error::Error;
 use crate::kill_handle::KillHandle;
@@ -164,14 +161,36 @@ impl SessionChild {
     /// of file, or until the command's leader has ended, whichever comes
     /// first, so a background process still holding the pipes cannot keep
     /// the caller waiting (what it writes later is not collected).
-    pub fn wait_with_output(mut self) -> Result<Output, Error> {
-        drop(self.stdin.take());
-        let [stdout, stderr] = self.collect()?;
+    pub fn wait_with_output(self) -> Result<Output, Error> {
+        self.communicate(&[], usize::MAX)
+    }
+
+    /// Write `input` to the piped stdin, collect stdout and stderr keeping
+    /// at most `max_output` bytes of each ([`Output::truncated`] says if
+    /// anything was cut), and wait; collection ends as for
+    /// [`SessionChild::wait_with_output`]. All on this thread.
+    pub fn communicate(mut self, input: &[u8], max_output: usize) -> Result<Output, Error> {
+        let stdin = self.stdin.take();
+        if !input.is_empty() && stdin.is_none() {
+            return Err(Error::policy("input given, but stdin is not piped"));
+        }
+        let outs = [
+            self.stdout.take().map(|p| p.0),
+            self.stderr.take().map(|p| p.0),
+        ];
+        let c = capture::communicate(
+            stdin.map(|p| p.0),
+            input,
+            outs,
+            Some(self.mailbox.done.as_fd()),
+            max_output,
+        )?;
         let status = self.wait()?;
         Ok(Output {
             status,
-            stdout,
-            stderr,
+            stdout: c.stdout,
+            stderr: c.stderr,
+            truncated: c.truncated,
             proxy_events: self.proxy_events(),
         })
     }
@@ -211,86 +230,4 @@ impl SessionChild {
             });
         }
     }
-
-    /// Read stdout and stderr until end of file or the command's end (see
-    /// [`SessionChild::wait_with_output`]).
-    fn collect(&mut self) -> Result<[Vec<u8>; 2], Error> {
-        let mut pipes = [
-            self.stdout.take().map(|p| p.0),
-            self.stderr.take().map(|p| p.0),
-        ];
-        let mut bufs = [Vec::new(), Vec::new()];
-        let mut done = false;
-        while !done && pipes.iter().any(Option::is_some) {
-            let open: Vec<usize> = (0..2).filter(|&i| pipes[i].is_some()).collect();
-            let mut fds = vec![PollFd::new(self.mailbox.done.as_fd(), PollFlags::POLLIN)];
-            fds.extend(
-                open.iter()
-                    .filter_map(|&i| pipes[i].as_ref())
-                    .map(|f| PollFd::new(f.as_fd(), PollFlags::POLLIN)),
-            );
-            match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(io::Error::from(e).into()),
-            }
-            let ready: Vec<bool> = fds
-                .iter()
-                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-                .collect();
-            drop(fds);
-            done = ready[0];
-            for (k, &i) in open.iter().enumerate() {
-                if ready[k + 1] && read_some(pipes[i].as_mut(), &mut bufs[i])? == 0 {
-                    pipes[i] = None;
-                }
-            }
-        }
-        // The leader has ended: what it wrote is in the pipes already, at
-        // most a pipe's capacity. The cap keeps a background process that
-        // writes on and on from holding the caller here.
-        for (pipe, buf) in pipes.iter_mut().zip(&mut bufs) {
-            if let Some(f) = pipe {
-                set_nonblocking(f)?;
-                let mut drained = 0;
-                while drained < DRAIN_CAP {
-                    match read_some(Some(f), buf)? {
-                        0 => break,
-                        n => drained += n,
-                    }
-                }
-            }
-        }
-        Ok(bufs)
-    }
-}
-
-/// The most read from a pipe after the command's leader has ended: the
-/// largest pipe an unprivileged process can have by default
-/// (`/proc/sys/fs/pipe-max-size`).
-const DRAIN_CAP: usize = 1 << 20;
-
-/// One `read` into `buf`; 0 at end of file or when nothing is there
-/// (non-blocking).
-fn read_some(f: Option<&mut File>, buf: &mut Vec<u8>) -> Result<usize, Error> {
-    let Some(f) = f else { return Ok(0) };
-    let mut chunk = [0u8; 64 << 10];
-    loop {
-        match f.read(&mut chunk) {
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                return Ok(n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-fn set_nonblocking(f: &File) -> Result<(), Error> {
-    use nix::fcntl::{fcntl, FcntlArg, OFlag};
-    let flags = fcntl(f, FcntlArg::F_GETFL).map_err(io::Error::from)?;
-    let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
-    fcntl(f, FcntlArg::F_SETFL(flags)).map_err(io::Error::from)?;
-    Ok(())
 }
