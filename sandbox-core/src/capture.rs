@@ -10,7 +10,9 @@ use std::os::fd::{AsFd, BorrowedFd};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
+use crate::child::{ChildStderr, ChildStdin, ChildStdout, ExitStatus, Output};
 use crate::error::Error;
+use crate::proxy::ProxyEvent;
 
 /// The most read from each pipe once a session command's leader has ended:
 /// the largest pipe an unprivileged process can have by default
@@ -67,20 +69,39 @@ enum Slot {
     Out(usize),
 }
 
-/// Write `input` to `stdin` (then close it) and read `outs` (stdout,
-/// stderr) until they end, keeping at most `cap` bytes of each. `done`, for
+/// The pipes of a command, as the caller holds them.
+pub(crate) type Pipes = (Option<ChildStdin>, Option<ChildStdout>, Option<ChildStderr>);
+
+impl Collected {
+    /// With how the command ended: the [`Output`] of `communicate`.
+    pub fn into_output(self, status: ExitStatus, proxy_events: Vec<ProxyEvent>) -> Output {
+        Output {
+            status,
+            stdout: self.stdout,
+            stderr: self.stderr,
+            truncated: self.truncated,
+            proxy_events,
+        }
+    }
+}
+
+/// Write `input` to stdin (then close it) and read stdout and stderr until
+/// they end, keeping at most `cap` bytes of each. `done`, for
 /// a session command, becomes readable when its leader has ended: what is
 /// in the pipes then is still read (up to [`DRAIN_CAP`]), then collection
 /// stops. Without `done` the pipes end when the sandbox does.
 pub(crate) fn communicate(
-    stdin: Option<File>,
+    (stdin, stdout, stderr): Pipes,
     input: &[u8],
-    outs: [Option<File>; 2],
     done: Option<BorrowedFd<'_>>,
     cap: usize,
 ) -> Result<Collected, Error> {
+    if !input.is_empty() && stdin.is_none() {
+        return Err(Error::policy("input given, but stdin is not piped"));
+    }
     // Nothing to write: close stdin now, so the command sees end of file.
-    let mut stdin = stdin.filter(|_| !input.is_empty());
+    let mut stdin = stdin.map(|p| p.0).filter(|_| !input.is_empty());
+    let outs = [stdout.map(|p| p.0), stderr.map(|p| p.0)];
     if let Some(f) = &stdin {
         set_nonblocking(f)?;
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::capture;
 use crate::error::Error;
 use crate::kill_handle::KillHandle;
-use crate::launch::wire::{self, Control, Report};
+use crate::launch::wire::{self, Report};
 use crate::launch::{Keeper, Launched};
 
 /// What to connect to one of the command's stdin/stdout/stderr.
@@ -328,16 +328,7 @@ impl Child {
         if self.status.is_some() {
             return Ok(());
         }
-        if let Some(c) = &self.control {
-            match wire::send(c.as_fd(), &Control::Kill, &[]) {
-                Ok(()) => {}
-                Err(e)
-                    if e.raw_os_error() == Some(libc::EPIPE)
-                        || e.raw_os_error() == Some(libc::ECONNRESET) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
+        self.kill_handle().kill()
     }
 
     /// Send `signal` (1..=64) to every process of the sandbox, e.g.
@@ -407,23 +398,10 @@ impl Child {
     /// rest is read and dropped, and [`Output::truncated`] is set), and wait.
     /// All on this thread, with one `poll` loop.
     pub fn communicate(mut self, input: &[u8], max_output: usize) -> Result<Output, Error> {
-        let stdin = self.stdin.take();
-        if !input.is_empty() && stdin.is_none() {
-            return Err(Error::policy("input given, but stdin is not piped"));
-        }
-        let outs = [
-            self.stdout.take().map(|p| p.0),
-            self.stderr.take().map(|p| p.0),
-        ];
-        let c = capture::communicate(stdin.map(|p| p.0), input, outs, None, max_output)?;
+        let pipes = (self.stdin.take(), self.stdout.take(), self.stderr.take());
+        let c = capture::communicate(pipes, input, None, max_output)?;
         let status = self.wait()?;
-        Ok(Output {
-            status,
-            stdout: c.stdout,
-            stderr: c.stderr,
-            truncated: c.truncated,
-            proxy_events: self.proxy_events(),
-        })
+        Ok(c.into_output(status, self.proxy_events()))
     }
 
     fn receive(&mut self, nonblocking: bool) -> Result<(), Error> {

@@ -203,16 +203,28 @@ impl Sandbox {
     }
 }
 
-fn stdio_for_run(input: &Option<Vec<u8>>) -> [Stdio; 3] {
-    [
-        if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        },
-        Stdio::piped(),
-        Stdio::piped(),
-    ]
+/// The call `run` and `start` make, and the input to feed it: stdin is a
+/// pipe only when there is input (else /dev/null); output is piped.
+fn run_call(
+    argv: &Bound<'_, PyAny>,
+    cwd: Option<PathBuf>,
+    input: Option<&Bound<'_, PyAny>>,
+    timeout: Option<f64>,
+    shell: bool,
+) -> PyResult<(Call, Option<Vec<u8>>)> {
+    let a = RunArgs::parse(argv, input, timeout, shell)?;
+    let stdin = if a.input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
+    let call = Call {
+        argv: a.argv,
+        cwd,
+        timeout: a.timeout,
+        stdio: [stdin, Stdio::piped(), Stdio::piped()],
+    };
+    Ok((call, a.input))
 }
 
 /// `run` for a sandbox or a session: start, feed, capture, wait, without
@@ -228,15 +240,8 @@ pub fn run_on(
     shell: bool,
     max_output: Option<usize>,
 ) -> PyResult<RunResult> {
-    let a = RunArgs::parse(argv, input, timeout, shell)?;
-    let call = Call {
-        stdio: stdio_for_run(&a.input),
-        argv: a.argv,
-        cwd,
-        timeout: a.timeout,
-    };
+    let (call, input) = run_call(argv, cwd, input, timeout, shell)?;
     let cap = max_output.unwrap_or(usize::MAX);
-    let input = a.input;
     let out = py.allow_threads(move || {
         let child = target.launch(call)?;
         run_captured(child, input, cap)
@@ -256,20 +261,8 @@ pub fn start_on(
     shell: bool,
     max_output: Option<usize>,
 ) -> PyResult<Job> {
-    let a = RunArgs::parse(argv, input, timeout, shell)?;
-    let call = Call {
-        stdio: stdio_for_run(&a.input),
-        argv: a.argv,
-        cwd,
-        timeout: a.timeout,
-    };
-    job::start(
-        target,
-        call,
-        a.input,
-        max_output.unwrap_or(usize::MAX),
-        done,
-    )
+    let (call, input) = run_call(argv, cwd, input, timeout, shell)?;
+    job::start(target, call, input, max_output.unwrap_or(usize::MAX), done)
 }
 
 /// `spawn` for a sandbox or a session.

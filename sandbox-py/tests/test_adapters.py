@@ -2,8 +2,10 @@
 import asyncio
 import os
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -43,11 +45,18 @@ def test_execute_truncates_and_times_out():
         assert r.exit_code == 124 and "timed out" in r.output
 
 
-def test_execute_is_contained():
+def test_execute_is_contained(workdir):
+    secret = os.path.join(workdir, "id_rsa")
+    with open(secret, "w") as f:
+        f.write("PRIVATE KEY\n")
     with StockadeBackend() as b:
-        r = b.execute("cat /root/.ssh/id_rsa; ls /home")
-        assert r.exit_code != 0
-        assert "No such file or directory" in r.output
+        r = b.execute(f"cat {secret}; echo status=$?; ls /root")
+        assert r.exit_code == 2
+        assert f"cat: {secret}: No such file or directory\nstatus=1\n" in r.output
+        assert "PRIVATE KEY" not in r.output
+    # Positive control: granted read-only, the same command reads it.
+    with StockadeBackend(stockade.Sandbox(ro=[workdir])) as b:
+        assert b.execute(f"cat {secret}").output == "PRIVATE KEY\n"
 
 
 def test_aexecute_and_files():
@@ -112,12 +121,19 @@ def test_rewritten_command_runs_contained(workdir):
     # The command a shell would run for the agent, end to end.
     assert os.access(CLI, os.X_OK), f"build the CLI first: {CLI}"
     hook = sandbox_bash_hook(stockade=os.path.abspath(CLI))
-    secret = os.path.join(workdir, "..", "stockade-hook-secret")
+    # A secret next to the project, which the host shell could read.
+    secret_dir = tempfile.mkdtemp(prefix="stockade-hook-secret-", dir="/var/tmp")
+    secret = os.path.join(secret_dir, "id_rsa")
+    with open(secret, "w") as f:
+        f.write("PRIVATE KEY\n")
     cmd = run_hook(hook, {"command": f"echo in-project > result; cat {secret}; ls /root"}, cwd=workdir)[
         "hookSpecificOutput"]["updatedInput"]["command"]
     r = subprocess.run(["/bin/sh", "-c", cmd], capture_output=True)
+    shutil.rmtree(secret_dir)
     assert r.returncode == 2, r.stderr
-    assert b"No such file or directory" in r.stderr
+    assert f"cat: {secret}: No such file or directory".encode() in r.stderr
+    assert b"ls: cannot access '/root': No such file or directory" in r.stderr
+    assert b"PRIVATE KEY" not in r.stdout
     with open(os.path.join(workdir, "result")) as f:
         assert f.read() == "in-project\n"  # positive control: the project is writable
     assert stockade_command("true", stockade=os.path.abspath(CLI)).endswith("-- /bin/sh -c true")

@@ -11,7 +11,7 @@ use crate::capture;
 use crate::child::{ChildStderr, ChildStdin, ChildStdout, ExitStatus, Output};
 use crate::error::Error;
 use crate::kill_handle::KillHandle;
-use crate::launch::wire::{Control, Report};
+use crate::launch::wire::Report;
 
 /// A command running in a [`Session`](super::Session), like
 /// [`std::process::Child`].
@@ -96,11 +96,7 @@ impl SessionChild {
         if self.status.is_some() {
             return Ok(());
         }
-        match self.shared.send(&Control::KillCommand { id: self.id }, &[]) {
-            // An ended session has killed the command already.
-            Err(Error::Helper(_)) => Ok(()),
-            other => other,
-        }
+        self.kill_handle().kill()
     }
 
     /// Send `signal` (1..=64) to the command's process groups, e.g.
@@ -170,29 +166,11 @@ impl SessionChild {
     /// anything was cut), and wait; collection ends as for
     /// [`SessionChild::wait_with_output`]. All on this thread.
     pub fn communicate(mut self, input: &[u8], max_output: usize) -> Result<Output, Error> {
-        let stdin = self.stdin.take();
-        if !input.is_empty() && stdin.is_none() {
-            return Err(Error::policy("input given, but stdin is not piped"));
-        }
-        let outs = [
-            self.stdout.take().map(|p| p.0),
-            self.stderr.take().map(|p| p.0),
-        ];
-        let c = capture::communicate(
-            stdin.map(|p| p.0),
-            input,
-            outs,
-            Some(self.mailbox.done.as_fd()),
-            max_output,
-        )?;
+        let pipes = (self.stdin.take(), self.stdout.take(), self.stderr.take());
+        let done = Some(self.mailbox.done.as_fd());
+        let c = capture::communicate(pipes, input, done, max_output)?;
         let status = self.wait()?;
-        Ok(Output {
-            status,
-            stdout: c.stdout,
-            stderr: c.stderr,
-            truncated: c.truncated,
-            proxy_events: self.proxy_events(),
-        })
+        Ok(c.into_output(status, self.proxy_events()))
     }
 
     /// The session proxy's decisions made between this command's start and
