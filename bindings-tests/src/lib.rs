@@ -34,16 +34,3 @@ pub fn run(what: &str, cmd: &mut Command) {
         .unwrap_or_else(|e| panic!("{what}: cannot start {cmd:?}: {e}"));
     assert!(status.success(), "{what} failed ({status}): {cmd:?}");
 }
-
-/// Whether the tests run as root (CI does; both suites also run cases as the
-/// unprivileged `stockade-test` user, which needs root to set up).
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}

@@ -354,40 +354,15 @@ impl Job {
         opts: RunOptions,
     ) -> Result<PromiseRaw<'env, u32>> {
         let req = Request::new(argv, &opts)?;
-        let mut fds = Fds {
-            stdin: None,
-            stdout: None,
-            stderr: None,
-        };
-        let stdin = match mode("stdin", &opts.stdin)? {
-            Mode::Pipe => {
-                let (r, w) = std::io::pipe()?;
-                fds.stdin = Some(w.into_raw_fd());
-                Stdio::from(OwnedFd::from(r))
-            }
-            m => m.stdio(),
-        };
-        let mut out = [None, None];
-        for (i, (name, m)) in [("stdout", &opts.stdout), ("stderr", &opts.stderr)]
-            .into_iter()
-            .enumerate()
-        {
-            out[i] = Some(match mode(name, m)? {
-                Mode::Pipe => {
-                    let (r, w) = std::io::pipe()?;
-                    let fd = Some(r.into_raw_fd());
-                    if i == 0 {
-                        fds.stdout = fd;
-                    } else {
-                        fds.stderr = fd;
-                    }
-                    Stdio::from(OwnedFd::from(w))
-                }
-                m => m.stdio(),
-            });
-        }
-        let [Some(stdout), Some(stderr)] = out else {
-            unreachable!("both set above")
+        // Our ends stay owned until every option has been checked, so a bad
+        // one leaks nothing.
+        let (stdin, ours_in) = stream("stdin", &opts.stdin, true)?;
+        let (stdout, ours_out) = stream("stdout", &opts.stdout, false)?;
+        let (stderr, ours_err) = stream("stderr", &opts.stderr, false)?;
+        let fds = Fds {
+            stdin: ours_in.map(IntoRawFd::into_raw_fd),
+            stdout: ours_out.map(IntoRawFd::into_raw_fd),
+            stderr: ours_err.map(IntoRawFd::into_raw_fd),
         };
         *self.state.fds.lock().unwrap_or_else(|p| p.into_inner()) = Some(fds);
         let state = self.state.clone();
@@ -418,6 +393,20 @@ impl Mode {
             Mode::Inherit => Stdio::inherit(),
         }
     }
+}
+
+/// The sandbox's end of one stream, and ours when it is a pipe (we write
+/// into stdin, read from stdout and stderr).
+fn stream(name: &str, m: &Option<String>, we_write: bool) -> Result<(Stdio, Option<OwnedFd>)> {
+    Ok(match mode(name, m)? {
+        Mode::Pipe => {
+            let (r, w) = std::io::pipe()?;
+            let (r, w) = (OwnedFd::from(r), OwnedFd::from(w));
+            let (theirs, ours) = if we_write { (r, w) } else { (w, r) };
+            (Stdio::from(theirs), Some(ours))
+        }
+        m => (m.stdio(), None),
+    })
 }
 
 fn mode(name: &str, m: &Option<String>) -> Result<Mode> {

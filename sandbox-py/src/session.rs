@@ -25,13 +25,16 @@ impl Session {
         }
     }
 
-    fn target(&self) -> PyResult<Target> {
+    fn session(&self) -> PyResult<Arc<stockade::Session>> {
         self.inner
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-            .map(Target::Session)
             .ok_or_else(|| SandboxIOError::new_err("the session is closed"))
+    }
+
+    fn target(&self) -> PyResult<Target> {
+        self.session().map(Target::Session)
     }
 }
 
@@ -112,10 +115,7 @@ impl Session {
     /// Host pid of the session's init.
     #[getter]
     fn pid(&self) -> PyResult<u32> {
-        match self.target()? {
-            Target::Session(s) => Ok(s.pid()),
-            Target::Sandbox(_) => unreachable!("a session's target is its session"),
-        }
+        Ok(self.session()?.pid())
     }
 
     /// Whether `close` has been called.

@@ -10,6 +10,7 @@ import io
 import os
 import subprocess
 import threading
+import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import _native
@@ -176,12 +177,12 @@ class Process:
                     pass
             self._start_readers()
         assert self._readers is not None
-        deadline = None if timeout is None else _now() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         for t in self._readers:
-            t.join(None if deadline is None else max(0.0, deadline - _now()))
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
             if t.is_alive():
                 raise TimeoutExpired(self.args, timeout)
-        left = None if deadline is None else max(0.0, deadline - _now())
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
         code = self._record(self._native.wait(left))
         if code is None:
             raise TimeoutExpired(self.args, timeout)
@@ -205,12 +206,6 @@ class Process:
 
     def __repr__(self) -> str:
         return f"<stockade.Process pid={self.pid} returncode={self.returncode}>"
-
-
-def _now() -> float:
-    import time
-
-    return time.monotonic()
 
 
 class _Runner:
