@@ -47,18 +47,25 @@ fn prewarmed_sandboxes_are_fresh_and_single_use() {
     sb.prewarm().expect("prewarm");
     for i in 0..5 {
         // Positive control: a warm helper is waiting, and the spawn consumes it.
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while warm_helpers().is_empty() && std::time::Instant::now() < deadline {
+        // The helper shows up before it has cloned its init: wait for both.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let (before, children) = loop {
+            let helpers = warm_helpers();
+            let children = helpers
+                .first()
+                .map(|h| std::fs::read_to_string(format!("/proc/{h}/task/{h}/children")))
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            if !children.trim().is_empty() || std::time::Instant::now() > deadline {
+                break (helpers, children);
+            }
             std::thread::sleep(Duration::from_millis(10));
-        }
-        let before = warm_helpers();
+        };
         assert_eq!(
             before.len(),
             1,
             "run {i}: one idle warm helper expected: {before:?}"
         );
-        let children =
-            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", before[0])).unwrap();
         let warm_init: u32 = children
             .trim()
             .parse()
