@@ -93,6 +93,10 @@ struct RunArgs {
     /// Write the JSON result here.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Write every event (start, proxy decisions, refused syscalls, limit
+    /// hits, exit) here as JSON lines, as they happen.
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
     /// Hostname inside (default stockade).
     #[arg(long, value_name = "NAME")]
     hostname: Option<String>,
@@ -196,21 +200,36 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &RunArgs) -> ExitCode {
-    // The CLI is small and single-threaded: it does the helper's setup itself.
-    let proxy_events = Arc::new(Mutex::new(Vec::new()));
-    let sink = proxy_events.clone();
+    let events_file = match args.events.as_deref().map(open_events).transpose() {
+        Ok(f) => f.map(Mutex::new),
+        Err(e) => {
+            eprintln!("stockade: {e}");
+            return ExitCode::from(SETUP_FAILED);
+        }
+    };
+    let events_file = Arc::new(events_file);
+    let events = Arc::new(Mutex::new(Vec::new()));
     let mut limits = stockade::Limits::default();
     let outcome = build(args).and_then(|sb| {
         limits = sb.limit_settings().clone();
-        sb.on_proxy_event(move |e| {
-            if let Ok(mut v) = sink.lock() {
+        let (seen, file) = (events.clone(), events_file.clone());
+        // The CLI is small and single-threaded: it does the helper's setup
+        // itself.
+        sb.on_event(move |e| {
+            if let Some(f) = file.as_ref() {
+                write_event_line(f, &report::Line::new(e));
+            }
+            if let Ok(mut v) = seen.lock() {
                 v.push(e.clone());
             }
         })
         .status_in_this_process()
     });
+    if let (Err(e), Some(f)) = (&outcome, events_file.as_ref()) {
+        write_event_line(f, &report::SetupFailed::new(e));
+    }
     if let Some(path) = &args.report {
-        let events = proxy_events.lock().map(|v| v.clone()).unwrap_or_default();
+        let events = events.lock().map(|v| v.clone()).unwrap_or_default();
         if let Err(e) = report::write(path, &outcome, &events, &limits) {
             eprintln!("stockade: cannot write report {}: {e}", path.display());
         }
@@ -221,6 +240,25 @@ fn run(args: &RunArgs) -> ExitCode {
             eprintln!("stockade: {e}");
             ExitCode::from(e.exit_code() as u8)
         }
+    }
+}
+
+/// Create (or truncate) the `--events` file before anything runs.
+fn open_events(path: &std::path::Path) -> Result<std::fs::File, String> {
+    std::fs::File::create(path)
+        .map_err(|e| format!("cannot write events file {}: {e}", path.display()))
+}
+
+/// One JSON line, written whole (the file is shared by the threads that see
+/// events).
+fn write_event_line(file: &Mutex<std::fs::File>, line: &impl serde::Serialize) {
+    use std::io::Write;
+    let Ok(mut text) = serde_json::to_vec(line) else {
+        return;
+    };
+    text.push(b'\n');
+    if let Ok(mut f) = file.lock() {
+        let _ = f.write_all(&text);
     }
 }
 

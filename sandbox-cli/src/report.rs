@@ -3,8 +3,7 @@
 use std::path::Path;
 
 use serde::Serialize;
-use stockade::proxy::ProxyEvent;
-use stockade::{Error, ExitStatus, Limits};
+use stockade::{Error, Event, ExitStatus, Limits};
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -26,7 +25,9 @@ struct Report<'a> {
     duration: f64,
     /// The layers the command ran under (null when nothing ran).
     layers: Option<Layers>,
-    events: Vec<Event<'a>>,
+    events: Vec<Entry<'a>>,
+    /// The refusals in words, for an LLM's tool result (empty: none).
+    summary: String,
     /// Set when the sandbox could not be set up or the program not started.
     error: Option<ErrorInfo>,
 }
@@ -51,40 +52,45 @@ struct Layers {
     seccomp: bool,
 }
 
+/// One line of `--events` and one entry of the report's `events`: the
+/// core's event (`kind` and its fields) plus `detail`, the same in words.
 #[derive(Serialize)]
-struct Event<'a> {
-    kind: &'a str,
+pub struct Line<'a> {
+    #[serde(flatten)]
+    event: &'a Event,
     detail: String,
-    /// For `kind: "proxy"`: the proxy's decision in full.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    proxy: Option<ProxyEvent>,
 }
 
-impl<'a> Event<'a> {
-    fn new(kind: &'a str, detail: String) -> Self {
-        Event {
-            kind,
-            detail,
-            proxy: None,
+impl<'a> Line<'a> {
+    pub fn new(event: &'a Event) -> Self {
+        Line {
+            event,
+            detail: event.to_string(),
         }
     }
+}
 
-    fn proxy(e: &ProxyEvent) -> Self {
-        let what = match (e.decision, &e.reason, &e.address) {
-            ("denied", Some(r), _) => format!("denied {}:{} ({r})", e.host, e.port),
-            ("allowed", _, Some(a)) => format!("allowed {}:{} via {a}", e.host, e.port),
-            ("closed", _, _) => format!(
-                "closed {}:{} ({} bytes up, {} down)",
-                e.host, e.port, e.bytes_up, e.bytes_down
-            ),
-            (d, _, _) => format!("{d} {}:{}", e.host, e.port),
-        };
-        Event {
-            kind: "proxy",
-            detail: format!("{} {what}", e.protocol),
-            proxy: Some(e.clone()),
+/// The event of a sandbox that could not be set up (nothing ran).
+#[derive(Serialize)]
+pub struct SetupFailed {
+    kind: &'static str,
+    detail: String,
+}
+
+impl SetupFailed {
+    pub fn new(e: &Error) -> Self {
+        SetupFailed {
+            kind: "setup_failed",
+            detail: e.to_string(),
         }
     }
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Entry<'a> {
+    Event(Line<'a>),
+    SetupFailed(SetupFailed),
 }
 
 #[derive(Serialize)]
@@ -97,16 +103,13 @@ struct ErrorInfo {
 pub fn write(
     path: &Path,
     outcome: &Result<ExitStatus, Error>,
-    proxy: &[ProxyEvent],
+    events: &[Event],
     limits: &Limits,
 ) -> std::io::Result<()> {
     let r = match outcome {
         Ok(s) => {
-            let mut events: Vec<Event> = proxy.iter().map(Event::proxy).collect();
-            if s.timed_out() {
-                events.push(Event::new("timeout", "whole tree killed".into()));
-            }
-            events.push(Event::new("exit", s.to_string()));
+            let summary = stockade::events::summary(events);
+            let events = events.iter().map(|e| Entry::Event(Line::new(e))).collect();
             Report {
                 exit_code: s.exit_code(),
                 signal: s.signal(),
@@ -126,6 +129,7 @@ pub fn write(
                     seccomp: true,
                 }),
                 events,
+                summary,
                 error: None,
             }
         }
@@ -139,7 +143,8 @@ pub fn write(
             limits: None,
             duration: 0.0,
             layers: None,
-            events: vec![Event::new("setup_failed", e.to_string())],
+            events: vec![Entry::SetupFailed(SetupFailed::new(e))],
+            summary: String::new(),
             error: Some(ErrorInfo {
                 layer: e.layer().to_string(),
                 message: e.to_string(),

@@ -74,13 +74,19 @@ pub(crate) type Pipes = (Option<ChildStdin>, Option<ChildStdout>, Option<ChildSt
 
 impl Collected {
     /// With how the command ended: the [`Output`] of `communicate`.
-    pub fn into_output(self, status: ExitStatus, proxy_events: Vec<ProxyEvent>) -> Output {
+    pub fn into_output(
+        self,
+        status: ExitStatus,
+        proxy_events: Vec<ProxyEvent>,
+        events: Vec<crate::Event>,
+    ) -> Output {
         Output {
             status,
             stdout: self.stdout,
             stderr: self.stderr,
             truncated: self.truncated,
             proxy_events,
+            events,
         }
     }
 }

@@ -134,6 +134,7 @@ pub(crate) struct Usage {
     pub oom_killed: Option<bool>,
     pub peak_memory: Option<u64>,
     pub cpu_time: Option<Duration>,
+    pub pids_max_hits: Option<u64>,
 }
 
 impl Usage {
@@ -152,6 +153,7 @@ impl Usage {
                 oom_killed: Some(st.oom_killed),
                 peak_memory: st.peak_memory,
                 cpu_time: st.cpu_time,
+                pids_max_hits: st.pids_max_hits,
             },
             Err(_) => Usage {
                 level,
@@ -212,6 +214,11 @@ impl ExitStatus {
     pub fn cpu_time(&self) -> Option<Duration> {
         self.usage.cpu_time
     }
+    /// Process creations refused at the `--pids` limit (cgroup; None
+    /// without one).
+    pub fn pids_max_hits(&self) -> Option<u64> {
+        self.usage.pids_max_hits
+    }
     /// What enforced the limits ([`LimitsLevel::None`] when none were set).
     pub fn limits_level(&self) -> LimitsLevel {
         self.usage.level
@@ -253,6 +260,9 @@ pub struct Output {
     pub truncated: bool,
     /// The egress proxy's decisions (`Net::Proxy`; empty otherwise).
     pub proxy_events: Vec<crate::proxy::ProxyEvent>,
+    /// Everything the sandbox's event stream recorded for this command:
+    /// start, proxy decisions, refused syscalls, limit hits, exit.
+    pub events: Vec<crate::Event>,
 }
 
 /// A command running in its sandbox. Dropping the handle kills the whole
@@ -274,10 +284,18 @@ pub struct Child {
     proxy: Option<crate::proxy::Served>,
     cgroup: Option<crate::cgroup::SandboxCgroup>,
     limits_level: LimitsLevel,
+    log: Arc<crate::events::Log>,
+    overlays: Vec<crate::fs::Upper>,
 }
 
 impl Child {
-    pub(crate) fn new(l: Launched, pipes: [Option<File>; 3], started: Instant) -> Self {
+    pub(crate) fn new(
+        l: Launched,
+        pipes: [Option<File>; 3],
+        started: Instant,
+        log: Arc<crate::events::Log>,
+        overlays: Vec<crate::fs::Upper>,
+    ) -> Self {
         let [i, o, e] = pipes;
         Child {
             stdin: i.map(ChildStdin),
@@ -292,7 +310,26 @@ impl Child {
             proxy: None,
             cgroup: l.cgroup,
             limits_level: l.limits_level,
+            log,
+            overlays,
         }
+    }
+
+    /// The sandbox's id: random, in every [`crate::Event`] of it.
+    pub fn sandbox_id(&self) -> &str {
+        self.log.sandbox()
+    }
+
+    /// Every event of this sandbox so far (see [`crate::events`]); complete
+    /// once [`Child::wait`] has returned.
+    pub fn events(&self) -> Vec<crate::Event> {
+        self.log.snapshot(None)
+    }
+
+    /// The overlay upper directories (`--overlay`), kept readable after the
+    /// sandbox has ended, for the workspace diff.
+    pub(crate) fn overlays(&self) -> &[crate::fs::Upper] {
+        &self.overlays
     }
 
     /// Serve this sandbox's proxy listeners until it ends.
@@ -401,7 +438,7 @@ impl Child {
         let pipes = (self.stdin.take(), self.stdout.take(), self.stderr.take());
         let c = capture::communicate(pipes, input, None, max_output)?;
         let status = self.wait()?;
-        Ok(c.into_output(status, self.proxy_events()))
+        Ok(c.into_output(status, self.proxy_events(), self.events()))
     }
 
     fn receive(&mut self, nonblocking: bool) -> Result<(), Error> {
@@ -419,15 +456,15 @@ impl Child {
                 },
                 _,
             ))) => {
-                self.status = Some(ExitStatus {
+                let status = ExitStatus {
                     code,
                     signal,
                     timed_out,
                     duration: self.started.elapsed(),
                     landlock_abi: self.landlock_abi,
                     usage: Usage::of(self.cgroup.as_ref(), self.limits_level),
-                });
-                self.finish();
+                };
+                self.ended(status);
                 Ok(())
             }
             Ok(Some((Report::Failed(f), _))) => {
@@ -443,7 +480,7 @@ impl Child {
                 // counter says so, and that is the command's end.
                 let usage = Usage::of(self.cgroup.as_ref(), self.limits_level);
                 if usage.oom_killed == Some(true) {
-                    self.status = Some(ExitStatus {
+                    self.ended(ExitStatus {
                         code: None,
                         signal: Some(libc::SIGKILL),
                         timed_out: false,
@@ -451,7 +488,6 @@ impl Child {
                         landlock_abi: self.landlock_abi,
                         usage,
                     });
-                    self.finish();
                     return Ok(());
                 }
                 self.finish();
@@ -462,6 +498,22 @@ impl Child {
             Err(e) if nonblocking && e.raw_os_error() == Some(libc::EAGAIN) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The sandbox has ended with `status`: record it and clean up.
+    fn ended(&mut self, status: ExitStatus) {
+        self.status = Some(status);
+        // The proxy's last events (connections closing) come in `finish`.
+        self.finish();
+        crate::events::limit_events(&self.log, None, &status);
+        self.log.push(
+            None,
+            crate::EventKind::Exit {
+                code: status.code,
+                signal: status.signal,
+                timed_out: status.timed_out,
+            },
+        );
     }
 
     /// Close the channel; reap the process that owned the sandbox now or soon

@@ -15,6 +15,7 @@ mod cgroup;
 mod child;
 pub mod doctor;
 mod error;
+pub mod events;
 mod fs;
 mod kill_handle;
 /// Landlock: filesystem, TCP and scoping rules from the mount plan.
@@ -34,6 +35,7 @@ pub use child::{
     Child, ChildStderr, ChildStdin, ChildStdout, ExitStatus, LimitsLevel, Output, Stdio,
 };
 pub use error::{Error, Layer, SetupFailure};
+pub use events::{Event, EventKind, EventSink};
 pub use kill_handle::KillHandle;
 pub use launch::helper::set_helper_path;
 pub use policy::{parse_size, Fs, Limits, Mount, Net, PolicyFile, ProxyPolicy, Syscalls};

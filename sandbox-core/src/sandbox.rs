@@ -75,6 +75,18 @@ pub struct Sandbox {
     loopback_tcp: bool,
     landlock_withhold: Vec<PathBuf>,
     proxy_sink: Option<ProxySink>,
+    event_sink: Option<Sink>,
+    syscall_events: bool,
+}
+
+/// The caller's event callback.
+#[derive(Clone)]
+struct Sink(crate::events::EventSink);
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sink(..)")
+    }
 }
 
 /// The caller's proxy-event callback.
@@ -118,7 +130,28 @@ impl Sandbox {
             loopback_tcp: false,
             landlock_withhold: Vec::new(),
             proxy_sink: None,
+            event_sink: None,
+            syscall_events: true,
         }
+    }
+
+    /// Call `sink` with every [`crate::Event`] of each sandbox spawned from
+    /// this policy as it happens (command start and exit, proxy decisions,
+    /// refused syscalls, limit hits). It runs on the thread that saw the
+    /// event, possibly one of the library's: keep it short. The events are
+    /// also kept on the [`Child`] and in [`Output::events`].
+    pub fn on_event(mut self, sink: impl Fn(&crate::Event) + Send + Sync + 'static) -> Self {
+        self.event_sink = Some(Sink(Arc::new(sink)));
+        self
+    }
+
+    /// Record refused syscalls (default on): each refusal goes to the host
+    /// through seccomp user notification, is answered there with the
+    /// errno the filter gives, and becomes an event. Allowed syscalls are
+    /// not affected. Off: refusals are answered in the kernel and not seen.
+    pub fn syscall_events(mut self, on: bool) -> Self {
+        self.syscall_events = on;
+        self
     }
 
     /// Network policy (default [`Net::None`]: loopback only).
@@ -370,12 +403,17 @@ impl Sandbox {
             launch::launch(&plan, &helper::find_helper(self.helper.as_deref())?, stdio)?;
         launched.cgroup = cgroup;
         launched.limits_level = limits_level;
+        let log = self.event_log(&plan);
+        let events = session::SessionEvents {
+            log: log.clone(),
+            refusals: plan.refusals.clone().filter(|_| plan.notify),
+            overlays: crate::fs::uppers(&plan.mounts, std::mem::take(&mut launched.uppers)),
+        };
         let served = match proxy_policy {
             None => None,
             Some(policy) => {
                 let listeners = std::mem::take(&mut launched.listeners);
-                let sink = self.proxy_sink.clone().map(|s| s.0);
-                match crate::proxy::serve(listeners, policy, sink) {
+                match crate::proxy::serve(listeners, policy, Some(self.proxy_sink_into(&log))) {
                     Ok(served) => Some(served),
                     Err(e) => {
                         // Closing the channel ends the sandbox.
@@ -386,7 +424,7 @@ impl Sandbox {
                 }
             }
         };
-        Session::new(launched, defaults, served)
+        Session::new(launched, defaults, served, events)
     }
 
     fn identity(&self) -> Result<wire::Identity, Error> {
@@ -443,15 +481,61 @@ impl Sandbox {
         launched.cgroup = cgroup;
         launched.limits_level = limits_level;
         let listeners = std::mem::take(&mut launched.listeners);
-        let mut child = Child::new(launched, [in_host, out_host, err_host], started);
+        let uppers = crate::fs::uppers(&plan.mounts, std::mem::take(&mut launched.uppers));
+        let syscall_listener = launched.syscall_listener.take();
+        let log = self.event_log(&plan);
+        log.push(
+            None,
+            crate::EventKind::Start {
+                argv: plan.argv.clone(),
+            },
+        );
+        // From here on, an error drops `child`, which kills the sandbox.
+        let mut child = Child::new(
+            launched,
+            [in_host, out_host, err_host],
+            started,
+            log.clone(),
+            uppers,
+        );
+        if let Some(listener) = syscall_listener {
+            watch_refusals(listener, &plan, &log, None)?;
+        }
         if let Some(policy) = proxy_policy {
-            // On failure `child` is dropped, which kills the sandbox.
-            let served =
-                crate::proxy::serve(listeners, policy, self.proxy_sink.clone().map(|s| s.0))
-                    .map_err(proxy_error)?;
+            let served = crate::proxy::serve(listeners, policy, Some(self.proxy_sink_into(&log)))
+                .map_err(proxy_error)?;
             child.attach_proxy(served);
         }
         Ok(child)
+    }
+
+    /// A new sandbox's event log; notes it when refused syscalls cannot be
+    /// recorded.
+    fn event_log(&self, plan: &wire::Plan) -> Arc<crate::events::Log> {
+        let log = crate::events::Log::new(self.event_sink.clone().map(|s| s.0));
+        if self.syscall_events && !plan.notify {
+            if let Some(Err(why)) = plan
+                .refusals
+                .as_deref()
+                .map(crate::events::syscalls::usable)
+            {
+                log.push(None, crate::EventKind::Notice { detail: why });
+            }
+        }
+        log
+    }
+
+    /// The proxy's event sink: into the sandbox's log, and to the caller's
+    /// proxy callback if there is one.
+    fn proxy_sink_into(&self, log: &Arc<crate::events::Log>) -> crate::proxy::EventSink {
+        let log = log.clone();
+        let user = self.proxy_sink.clone();
+        Arc::new(move |e: &crate::proxy::ProxyEvent| {
+            log.push(None, crate::EventKind::Proxy { proxy: e.clone() });
+            if let Some(u) = &user {
+                (u.0)(e);
+            }
+        })
     }
 
     /// Check the whole policy now, as `spawn` would (paths exist, patterns,
@@ -492,7 +576,7 @@ impl Sandbox {
         let base = plan::base(uid, gid, &RealHost);
         check_no_grant_through_symlink(&fs, &base)?;
         let mounts = plan::rest(&fs, &self.hostname);
-        let filter = crate::seccomp::compile_cached(&self.syscalls).map_err(|e| match e {
+        let programs = crate::seccomp::programs_cached(&self.syscalls).map_err(|e| match e {
             crate::seccomp::Error::UnknownSyscall(_) => Error::policy(e.to_string()),
             _ => Error::Setup(crate::error::SetupFailure {
                 layer: Layer::Seccomp,
@@ -501,6 +585,13 @@ impl Sandbox {
                 detail: e.to_string(),
             }),
         })?;
+        let notify =
+            self.syscall_events && crate::events::syscalls::usable(&programs.errno).is_ok();
+        let filter = if notify {
+            &programs.notify
+        } else {
+            &programs.errno
+        };
         let proxy = matches!(self.net, Net::Proxy(_));
         let landlock = crate::landlock::Settings {
             required: self.require_landlock,
@@ -528,6 +619,8 @@ impl Sandbox {
             grace_ms: self.kill_grace.as_millis() as u64,
             pass_fds: self.passes.iter().map(|&(_, target)| target).collect(),
             filter: filter.iter().map(crate::seccomp::pack).collect(),
+            notify,
+            refusals: Some(programs.errno.clone()),
             landlock,
             proxy_listeners: proxy,
             session,
@@ -788,4 +881,26 @@ pub(crate) fn hand_pipe_to(fd: &OwnedFd, uid: u32, gid: u32) {
     if link.is_ok_and(|l| l.to_string_lossy().starts_with("pipe:")) {
         let _ = std::os::unix::fs::fchown(fd, Some(uid), Some(gid));
     }
+}
+
+/// Hand a command's seccomp listener to the host's syscall supervisor. If
+/// that fails, the command's refused syscalls would wait forever: an error
+/// (the caller kills the sandbox).
+pub(crate) fn watch_refusals(
+    listener: OwnedFd,
+    plan: &wire::Plan,
+    log: &Arc<crate::events::Log>,
+    command: Option<u64>,
+) -> Result<(), Error> {
+    let answers = plan.refusals.clone().ok_or_else(|| {
+        Error::Helper("a seccomp listener came for a plan without its errno program".into())
+    })?;
+    crate::events::syscalls::watch(listener, answers, log.clone(), command).map_err(|e| {
+        Error::Setup(crate::error::SetupFailure {
+            layer: Layer::Seccomp,
+            step: "supervise refused syscalls (epoll, thread)".into(),
+            errno: e.raw_os_error().unwrap_or(0),
+            detail: e.to_string(),
+        })
+    })
 }

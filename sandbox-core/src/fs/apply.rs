@@ -203,10 +203,17 @@ pub trait MountSys {
     fn detach(&mut self, p: &Path, step: &str) -> Result<()>;
     /// `rmdir`.
     fn rmdir(&mut self, p: &Path) -> Result<()>;
+    /// Keep an open descriptor of the overlay upper directory `p` (before
+    /// its staging mount is hidden), for the host's workspace diff.
+    fn keep_upper(&mut self, p: &Path) -> Result<()>;
 }
 
 /// The real system: syscalls relative to the current directory.
-pub struct RealSys;
+#[derive(Default)]
+pub struct RealSys {
+    /// The overlay uppers kept by [`MountSys::keep_upper`], in plan order.
+    pub uppers: Vec<OwnedFd>,
+}
 
 impl MountSys for RealSys {
     type Tree = OwnedFd;
@@ -287,6 +294,11 @@ impl MountSys for RealSys {
     }
     fn rmdir(&mut self, p: &Path) -> Result<()> {
         fs::remove_dir(p).map_err(|e| io_fail(format!("remove /{}", p.display()), e))
+    }
+    fn keep_upper(&mut self, p: &Path) -> Result<()> {
+        let dir = fs::File::open(p).map_err(|e| io_fail("open overlay upper", e))?;
+        self.uppers.push(dir.into());
+        Ok(())
     }
 }
 
@@ -501,7 +513,9 @@ fn overlay<S: MountSys>(
         Some(&opts),
         &step,
     )?;
-    // The overlay keeps its own reference to the upper; hide the staging mount.
+    // The overlay keeps its own reference to the upper, and the host gets
+    // one for the diff; hide the staging mount.
+    sys.keep_upper(&upper)?;
     sys.detach(&stage, "detach overlay upper")?;
     sys.rmdir(&stage)
 }
@@ -652,6 +666,10 @@ mod tests {
         }
         fn rmdir(&mut self, p: &Path) -> Result<()> {
             self.log.push(format!("rmdir {}", p.display()));
+            Ok(())
+        }
+        fn keep_upper(&mut self, p: &Path) -> Result<()> {
+            self.log.push(format!("keep {}", p.display()));
             Ok(())
         }
     }

@@ -97,6 +97,9 @@ pub const NOFILE_MAX: u64 = 65536;
 /// Size of one `(step, errno)` record.
 pub const RECORD: usize = 8;
 
+/// The record that carries the seccomp listener (step 0 is no [`Step`]).
+pub const LISTENER_RECORD: [u8; RECORD] = [0; RECORD];
+
 /// Everything the command's process needs, ready before `fork`. The rings
 /// are borrowed: a session's zygote prepares them once and lends them to
 /// every command.
@@ -123,6 +126,8 @@ pub struct PreparedExec<'r> {
     landlock: &'r PreparedRuleset,
     /// The seccomp program, attached last.
     filter: &'r [libc::sock_filter],
+    /// Whether `filter` refuses with `USER_NOTIF` ([`Rings::notify`]).
+    notify: bool,
     /// `RLIMIT_NPROC` for the command, if any.
     nproc: Option<u64>,
 }
@@ -134,6 +139,10 @@ pub struct Rings<'r> {
     pub landlock: &'r PreparedRuleset,
     /// Compiled seccomp program (non-empty).
     pub filter: &'r [libc::sock_filter],
+    /// The program refuses with `USER_NOTIF`: attach it with a listener and
+    /// send the listener over the report socket (for the host, which
+    /// answers and records each refusal) before `execve`.
+    pub notify: bool,
     /// `RLIMIT_NPROC` (soft = hard), the `--pids` fallback without a cgroup.
     pub nproc: Option<u64>,
 }
@@ -178,6 +187,7 @@ impl<'r> PreparedExec<'r> {
             parent,
             landlock: rings.landlock,
             filter: rings.filter,
+            notify: rings.notify,
             nproc: rings.nproc,
         }
     }
@@ -234,9 +244,18 @@ impl<'r> PreparedExec<'r> {
         sys::unblock_all_signals().map_err(at(Step::Signals))?;
         // Needs no_new_privs (set above).
         self.landlock.restrict_raw().map_err(at(Step::Landlock))?;
-        // Last: from here on only `execve` (or the failure record's `write`
-        // and `exit_group`) run, all on the allowlist.
-        sys::seccomp_set_filter(self.filter).map_err(at(Step::Seccomp))?;
+        // Last: from here on only `sendmsg`, `execve` (or the failure
+        // record's `write` and `exit_group`) run, all on the allowlist (the
+        // host checks that before it asks for a listener: a refusal here
+        // would wait for a listener nobody reads yet).
+        if self.notify {
+            let listener =
+                sys::seccomp_set_filter_listener(self.filter).map_err(at(Step::Seccomp))?;
+            // CLOEXEC: our copy is gone at `execve`; the init's goes to the host.
+            sys::send_fd(self.report_fd, &LISTENER_RECORD, listener).map_err(at(Step::Seccomp))?;
+        } else {
+            sys::seccomp_set_filter(self.filter).map_err(at(Step::Seccomp))?;
+        }
         Ok(())
     }
 }

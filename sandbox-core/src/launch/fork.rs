@@ -10,9 +10,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::unistd::{pipe2, ForkResult, Pid};
+use nix::sys::socket::{
+    recvmsg, socketpair, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType,
+};
+use nix::unistd::{ForkResult, Pid};
 
-use super::exec::{PreparedExec, Rings, Step, HIGH_FD, RECORD};
+use super::exec::{PreparedExec, Rings, Step, HIGH_FD, LISTENER_RECORD, RECORD};
 use crate::error::{Layer, SetupFailure};
 
 /// What to run: the parts of a [`super::wire::Plan`] or a
@@ -50,6 +53,14 @@ pub(crate) fn fail(layer: Layer, step: impl Into<String>, errno: Errno) -> Setup
     }
 }
 
+/// A command that has exec'd.
+pub(crate) struct Forked {
+    /// Its pid (inside the sandbox's pid namespace).
+    pub pid: Pid,
+    /// The seccomp listener of its filter ([`Rings::notify`]), for the host.
+    pub listener: Option<OwnedFd>,
+}
+
 /// Fork `cmd` through the last hop and wait until it has exec'd.
 ///
 /// `stdio` becomes 0-2; `passed[i]` becomes descriptor `pass_targets[i]`.
@@ -62,9 +73,15 @@ pub(crate) fn fork_command(
     passed: Vec<OwnedFd>,
     pass_targets: &[RawFd],
     rings: Rings<'_>,
-) -> Result<Pid, Failure> {
-    let (report_rd, report_wr) =
-        pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(Layer::Supervisor, "pipe", e))?;
+) -> Result<Forked, Failure> {
+    // A socket, not a pipe: the seccomp listener travels on it.
+    let (report_rd, report_wr) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| fail(Layer::Supervisor, "socketpair", e))?;
     // Sources above every possible target, so the last hop's dup2s cannot
     // clobber them (see `exec::HIGH_FD`).
     let report_wr = move_high(report_wr)?;
@@ -93,8 +110,24 @@ pub(crate) fn fork_command(
     // Our copy of the write end must go, or the read below never sees EOF.
     drop(report_wr);
     drop(passed);
-    match read_exec_result(&report_rd) {
-        None => Ok(child),
+    let (result, listener) = read_exec_result(&report_rd);
+    match result {
+        None if rings.notify && listener.is_none() => {
+            // The last hop exec'd without handing over its listener: it
+            // cannot, so this is a bug, and refusals would hang. Stop it.
+            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(child, None);
+            Err(fail(
+                Layer::Seccomp,
+                "receive the seccomp listener",
+                Errno::EPROTO,
+            )
+            .into())
+        }
+        None => Ok(Forked {
+            pid: child,
+            listener,
+        }),
         Some((step, errno)) => {
             let _ = nix::sys::wait::waitpid(child, None);
             Err(match step {
@@ -197,25 +230,52 @@ fn prepare_exec<'r>(
     ))
 }
 
-/// EOF means `execve` succeeded (the pipe was CLOEXEC).
-fn read_exec_result(fd: &OwnedFd) -> Option<(Step, Errno)> {
-    let mut rec = [0u8; RECORD];
-    let mut got = 0;
-    while got < RECORD {
-        match nix::unistd::read(fd, &mut rec[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
+/// Read the last hop's records until EOF, which means `execve` succeeded
+/// (the socket was CLOEXEC): the failure, if any, and the seccomp listener,
+/// if one came.
+fn read_exec_result(sock: &OwnedFd) -> (Option<(Step, Errno)>, Option<OwnedFd>) {
+    let mut listener = None;
+    loop {
+        let mut rec = [0u8; RECORD];
+        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        let mut iov = [std::io::IoSliceMut::new(&mut rec)];
+        let msg = match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(m) => m,
             Err(Errno::EINTR) => continue,
-            Err(_) => break,
+            Err(_) => return (None, listener),
+        };
+        let got = msg.bytes;
+        let fds: Vec<OwnedFd> = msg
+            .cmsgs()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| match c {
+                ControlMessageOwned::ScmRights(raw) => Some(raw),
+                _ => None,
+            })
+            .flatten()
+            // SAFETY: SCM_RIGHTS descriptors are new in this process and
+            // owned by nobody else.
+            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+            .collect();
+        if got == 0 {
+            return (None, listener);
         }
+        if got < RECORD {
+            continue;
+        }
+        if rec == LISTENER_RECORD {
+            listener = fds.into_iter().next();
+            continue;
+        }
+        let step = u32::from_ne_bytes([rec[0], rec[1], rec[2], rec[3]]);
+        let errno = i32::from_ne_bytes([rec[4], rec[5], rec[6], rec[7]]);
+        let step = Step::from_u32(step).unwrap_or(Step::Exec);
+        return (Some((step, Errno::from_raw(errno))), listener);
     }
-    if got < RECORD {
-        return None;
-    }
-    let step = u32::from_ne_bytes(rec[..4].try_into().ok()?);
-    let errno = i32::from_ne_bytes(rec[4..].try_into().ok()?);
-    Some((
-        Step::from_u32(step).unwrap_or(Step::Exec),
-        Errno::from_raw(errno),
-    ))
 }

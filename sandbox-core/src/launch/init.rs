@@ -70,7 +70,7 @@ fn build_and_run(
     let host = apply::HostView::take()?;
     let mut sources = apply::clone_sources(&mapped.base, &host, std::iter::empty())?;
     apply::enter_staging()?;
-    apply::apply(&mut apply::RealSys, &mapped.base, &mut sources)?;
+    apply::apply(&mut apply::RealSys::default(), &mapped.base, &mut sources)?;
     drop(sources);
 
     let (go, mut fds): (Go, Vec<OwnedFd>) = from_outer(&sync);
@@ -115,8 +115,10 @@ fn build_and_run(
 
     let mut sources = apply::clone_sources(&plan.mounts, &host, granted.into_iter())?;
     drop(host);
-    apply::apply(&mut apply::RealSys, &plan.mounts, &mut sources)?;
+    let mut real = apply::RealSys::default();
+    apply::apply(&mut real, &plan.mounts, &mut sources)?;
     drop(sources);
+    let uppers = real.uppers;
     apply::pivot_and_seal()?;
     // Children get fresh clocks (CLONE_NEWTIME only applies to children).
     nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(
@@ -161,11 +163,23 @@ fn build_and_run(
     let landlock_abi = landlock.abi();
     let landlock = landlock.map_fd(fork::move_high)?;
 
+    let started = Started {
+        init_pid: go.init_pid,
+        landlock_abi,
+        listeners,
+        uppers,
+    };
     if plan.session {
         drop((stdio, passed));
-        report_started(control, go.init_pid, landlock_abi, listeners)?;
-        let zygote =
-            zygote::Zygote::new(rules, plan.landlock.required, landlock, filter, plan.nproc);
+        report_started(control, started, None)?;
+        let zygote = zygote::Zygote::new(
+            rules,
+            plan.landlock.required,
+            landlock,
+            filter,
+            plan.notify,
+            plan.nproc,
+        );
         zygote.serve(control.as_fd(), &sigfd);
         return Ok(None);
     }
@@ -181,10 +195,11 @@ fn build_and_run(
     let rings = Rings {
         landlock: &landlock,
         filter: &filter,
+        notify: plan.notify,
         nproc: plan.nproc,
     };
-    let child = match fork::fork_command(&cmd, &program, &stdio, passed, &plan.pass_fds, rings) {
-        Ok(child) => child,
+    let forked = match fork::fork_command(&cmd, &program, &stdio, passed, &plan.pass_fds, rings) {
+        Ok(forked) => forked,
         Err(fork::Failure::Exec(errno)) => {
             return Ok(Some(Report::ExecFailed {
                 errno: errno as i32,
@@ -193,10 +208,10 @@ fn build_and_run(
         Err(fork::Failure::Setup(f)) => return Ok(Some(Report::Failed(f))),
     };
     drop(stdio);
-    report_started(control, go.init_pid, landlock_abi, listeners)?;
+    report_started(control, started, forked.listener)?;
 
     let outcome = supervise::supervise(
-        child,
+        forked.pid,
         control.as_fd(),
         &sigfd,
         plan.timeout_ms.map(Duration::from_millis),
@@ -209,22 +224,40 @@ fn build_and_run(
     }))
 }
 
-/// Tell the host the sandbox is up; in proxy mode its listeners go along
-/// (the init has no use for them afterwards).
-fn report_started(
-    control: &OwnedFd,
+/// What the start report carries besides the pid.
+struct Started {
     init_pid: i32,
     landlock_abi: u32,
+    /// The proxy's sockets (proxy mode).
     listeners: Vec<OwnedFd>,
+    /// The overlay uppers, for the host's workspace diff.
+    uppers: Vec<OwnedFd>,
+}
+
+/// Tell the host the sandbox is up. The descriptors go along (the init has
+/// no use for them afterwards): proxy sockets, overlay uppers, then the
+/// command's seccomp listener.
+fn report_started(
+    control: &OwnedFd,
+    s: Started,
+    syscall_listener: Option<OwnedFd>,
 ) -> Result<(), SetupFailure> {
-    let listener_fds: Vec<RawFd> = listeners.iter().map(AsRawFd::as_raw_fd).collect();
+    let fds: Vec<RawFd> = s
+        .listeners
+        .iter()
+        .chain(&s.uppers)
+        .chain(&syscall_listener)
+        .map(AsRawFd::as_raw_fd)
+        .collect();
     wire::send(
         control.as_fd(),
         &Report::Started {
-            pid: init_pid,
-            landlock_abi,
+            pid: s.init_pid,
+            landlock_abi: s.landlock_abi,
+            uppers: s.uppers.len(),
+            syscall_listener: syscall_listener.is_some(),
         },
-        &listener_fds,
+        &fds,
     )
     .map_err(|e| {
         fail(

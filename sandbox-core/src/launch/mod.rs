@@ -22,6 +22,7 @@ mod rings;
 pub(crate) mod wire;
 mod zygote;
 
+pub(crate) use fork::Forked;
 pub(crate) use reaper::Keeper;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -42,6 +43,11 @@ pub(crate) struct Launched {
     /// The proxy's listening sockets (proxy mode only), see
     /// [`crate::proxy::listen::ORDER`].
     pub listeners: Vec<OwnedFd>,
+    /// The overlay upper directories, in plan order.
+    pub uppers: Vec<OwnedFd>,
+    /// The command's seccomp listener ([`Plan::notify`]; not for sessions,
+    /// whose commands bring their own).
+    pub syscall_listener: Option<OwnedFd>,
     /// The sandbox's cgroup (limits set), removed when its owner drops it.
     pub cgroup: Option<crate::cgroup::SandboxCgroup>,
     /// What enforces the limits (set with `cgroup`).
@@ -183,15 +189,29 @@ fn await_start(
     what: &str,
 ) -> Result<Launched, Error> {
     match wire::recv::<Report>(host_end.as_fd(), false) {
-        Ok(Some((Report::Started { pid, landlock_abi }, listeners))) => Ok(Launched {
-            control: host_end,
-            keeper,
-            init_pid: pid as u32,
-            landlock_abi,
-            listeners,
-            cgroup: None,
-            limits_level: crate::LimitsLevel::None,
-        }),
+        Ok(Some((
+            Report::Started {
+                pid,
+                landlock_abi,
+                uppers,
+                syscall_listener,
+            },
+            mut fds,
+        ))) if fds.len() == proxy_sockets(plan) + uppers + usize::from(syscall_listener) => {
+            let syscall_listener = if syscall_listener { fds.pop() } else { None };
+            let uppers = fds.split_off(fds.len() - uppers);
+            Ok(Launched {
+                control: host_end,
+                keeper,
+                init_pid: pid as u32,
+                landlock_abi,
+                listeners: fds,
+                uppers,
+                syscall_listener,
+                cgroup: None,
+                limits_level: crate::LimitsLevel::None,
+            })
+        }
         other => {
             drop(host_end);
             let status = keeper.wait();
@@ -210,12 +230,23 @@ fn await_start(
     }
 }
 
+/// How many proxy sockets come with the start report.
+fn proxy_sockets(plan: &Plan) -> usize {
+    if plan.proxy_listeners {
+        crate::proxy::listen::ORDER.len()
+    } else {
+        0
+    }
+}
+
 fn unreachable_report() -> Error {
     Error::Setup(SetupFailure {
         layer: Layer::Supervisor,
         step: "start".into(),
         errno: 0,
-        detail: "the helper reported an exit before the start".into(),
+        detail:
+            "the helper's first report was not a start report with the descriptors it announced"
+                .into(),
     })
 }
 

@@ -14,8 +14,10 @@ use crate::fs::plan::MountOp;
 /// Bumped whenever [`Plan`] or the messages change shape (4: five proxy
 /// sockets travel with [`Report::Started`]; 5: sessions, [`Plan::session`],
 /// [`Control::Spawn`] and the `Command*` reports; 6: [`Control::Signal`] and
-/// [`Control::SignalCommand`]).
-pub const PROTOCOL: u32 = 6;
+/// [`Control::SignalCommand`]; 7: the seccomp listener and the overlay
+/// uppers travel with [`Report::Started`] and [`Report::CommandStarted`],
+/// [`Plan::notify`]).
+pub const PROTOCOL: u32 = 7;
 /// The crate version, so a mismatched helper can say which versions met.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Largest message we accept.
@@ -85,6 +87,15 @@ pub struct Plan {
     /// The compiled seccomp program, one packed instruction per word
     /// ([`crate::seccomp::pack`]); never empty.
     pub filter: Vec<u64>,
+    /// `filter` refuses with `USER_NOTIF`: each command's last hop hands its
+    /// listener to the init, which sends it to the host with the command's
+    /// start report.
+    #[serde(default)]
+    pub notify: bool,
+    /// The errno form of `filter`, which the host answers refusals from;
+    /// never sent.
+    #[serde(skip)]
+    pub refusals: Option<std::sync::Arc<crate::seccomp::BpfProgram>>,
     /// The caller's Landlock choices; the rules themselves follow from the
     /// mounts.
     pub landlock: crate::landlock::Settings,
@@ -114,15 +125,23 @@ pub struct Plan {
 /// Helper -> host.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Report {
-    /// The command is running; `pid` is its pid on the host. In proxy mode
-    /// the proxy's listening sockets travel with it
-    /// ([`crate::proxy::listen::ORDER`]).
+    /// The command is running (a session: the sandbox is ready). With it
+    /// travel, in this order: the proxy's listening sockets in proxy mode
+    /// ([`crate::proxy::listen::ORDER`]), `uppers` overlay upper
+    /// directories (plan order), then the command's seccomp listener if
+    /// `syscall_listener`.
     Started {
-        /// Host pid of the command.
+        /// Host pid of the init.
         pid: i32,
         /// The Landlock ABI the command is restricted at (0: without Landlock,
         /// which only happens when the caller accepted that).
         landlock_abi: u32,
+        /// How many overlay upper directories follow the proxy sockets.
+        #[serde(default)]
+        uppers: usize,
+        /// Whether the command's seccomp listener comes last.
+        #[serde(default)]
+        syscall_listener: bool,
     },
     /// The sandbox could not be built; nothing ran.
     Failed(SetupFailure),
@@ -140,12 +159,16 @@ pub enum Report {
         /// Whether the timeout fired.
         timed_out: bool,
     },
-    /// Session: the command `id` is running.
+    /// Session: the command `id` is running; its seccomp listener travels
+    /// with it if `syscall_listener`.
     CommandStarted {
         /// The [`Spawn::id`] it answers.
         id: u64,
         /// The command's pid inside the sandbox (the init's pid namespace).
         pid: i32,
+        /// Whether the command's seccomp listener travels with the report.
+        #[serde(default)]
+        syscall_listener: bool,
     },
     /// Session: the command `id` could not be started; nothing of it runs.
     CommandFailed {

@@ -15,7 +15,6 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::sys::signalfd::SignalFd;
-use nix::unistd::Pid;
 
 use super::exec::Rings;
 use super::fork::{self, fail, CommandSpec, Failure};
@@ -32,6 +31,7 @@ pub(crate) struct Zygote {
     /// The session's ruleset, its descriptor above `exec::HIGH_FD`.
     landlock: PreparedRuleset,
     filter: Vec<libc::sock_filter>,
+    notify: bool,
     nproc: Option<u64>,
 }
 
@@ -41,6 +41,7 @@ impl Zygote {
         landlock_required: bool,
         landlock: PreparedRuleset,
         filter: Vec<libc::sock_filter>,
+        notify: bool,
         nproc: Option<u64>,
     ) -> Self {
         Zygote {
@@ -48,6 +49,7 @@ impl Zygote {
             landlock_required,
             landlock,
             filter,
+            notify,
             nproc,
         }
     }
@@ -67,7 +69,7 @@ impl Zygote {
 
     /// Start one command; `fds` are its stdin, stdout, stderr, then the
     /// pass-through sources.
-    fn spawn(&self, req: &Spawn, mut fds: Vec<OwnedFd>) -> Result<Pid, Failure> {
+    fn spawn(&self, req: &Spawn, mut fds: Vec<OwnedFd>) -> Result<fork::Forked, Failure> {
         if fds.len() != 3 + req.pass_fds.len() {
             return Err(fail(
                 Layer::Helper,
@@ -88,6 +90,7 @@ impl Zygote {
         let rings = Rings {
             landlock: own.as_ref().unwrap_or(&self.landlock),
             filter: &self.filter,
+            notify: self.notify,
             nproc: self.nproc,
         };
         let cmd = CommandSpec {

@@ -107,6 +107,33 @@ pub fn errno_action(errno: i32) -> u32 {
     SeccompAction::Errno(errno as u32).into()
 }
 
+/// How a program answers the syscalls it refuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Denials {
+    /// In the kernel, with the table's errno.
+    Errno,
+    /// With `SECCOMP_RET_USER_NOTIF`: the host's supervisor answers with the
+    /// errno the [`Denials::Errno`] program gives and records the attempt.
+    /// The allowed paths and the kills are the same instructions as in the
+    /// errno program; only `RET ERRNO` words change. The runtimes' fallback
+    /// probes (`clone3`, `io_uring_*` at their table `ENOSYS`) stay in the
+    /// kernel: glibc tries `clone3` for every thread and `posix_spawn`, and a
+    /// host round trip each would slow real tools for no information.
+    Notify,
+}
+
+impl Denials {
+    /// The action word for a refusal of syscall `nr` with `errno`.
+    fn refuse(self, nr: Option<i64>, errno: i32) -> u32 {
+        let probe = errno == libc::ENOSYS
+            && nr.is_some_and(|nr| table::ENOSYS.iter().any(|&(_, n)| n == nr));
+        match self {
+            Denials::Notify if !probe => libc::SECCOMP_RET_USER_NOTIF,
+            _ => errno_action(errno),
+        }
+    }
+}
+
 fn cond(arg: u8, op: SeccompCmpOp, value: u32) -> Result<SeccompCondition, Error> {
     // Dword: the low 32 bits only, as the kernel reads these int arguments.
     SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, u64::from(value))
@@ -198,7 +225,7 @@ fn section(rules: Rules, action: SeccompAction) -> Result<Vec<sock_filter>, Erro
 }
 
 /// The argument block of one syscall: deny section, allow section, fallback.
-fn arg_block(nr: i64, arg_rule: ArgRule) -> Result<Vec<sock_filter>, Error> {
+fn arg_block(nr: i64, arg_rule: ArgRule, denials: Denials) -> Result<Vec<sock_filter>, Error> {
     let one = |rules: Vec<SeccompRule>| Rules::from([(nr, rules)]);
     let mut sections = Vec::new();
     let deny = early_deny_rules(arg_rule)?;
@@ -223,6 +250,15 @@ fn arg_block(nr: i64, arg_rule: ArgRule) -> Result<Vec<sock_filter>, Error> {
     }
     let fallback = fallback_errno(arg_rule).unwrap_or(table::DEFAULT_ERRNO);
     block.push(stmt(BPF_RET_K, errno_action(fallback)));
+    if denials == Denials::Notify {
+        for ins in block.iter_mut() {
+            if ins.code == BPF_RET_K
+                && ins.k & libc::SECCOMP_RET_ACTION_FULL == libc::SECCOMP_RET_ERRNO
+            {
+                ins.k = libc::SECCOMP_RET_USER_NOTIF;
+            }
+        }
+    }
     Ok(block)
 }
 
@@ -236,16 +272,16 @@ struct Layout {
     tree_len: usize,
 }
 
-fn layout(policy: &Policy) -> Result<Layout, Error> {
+fn layout(policy: &Policy, denials: Denials) -> Result<Layout, Error> {
     let decisions = policy.resolve()?;
     let mut points = Vec::with_capacity(decisions.len());
     let mut blocks = Vec::new();
     for (&nr, &(_, decision)) in &decisions {
         let leaf = match decision {
             Decision::Allow => tree::Leaf::Ret(libc::SECCOMP_RET_ALLOW),
-            Decision::Errno(e) => tree::Leaf::Ret(errno_action(e)),
+            Decision::Errno(e) => tree::Leaf::Ret(denials.refuse(Some(nr), e)),
             Decision::Args(arg_rule) => {
-                blocks.push(arg_block(nr, arg_rule)?);
+                blocks.push(arg_block(nr, arg_rule, denials)?);
                 tree::Leaf::Block(blocks.len() - 1)
             }
         };
@@ -258,7 +294,7 @@ fn layout(policy: &Policy) -> Result<Layout, Error> {
             })?;
         points.push((nr, leaf));
     }
-    let ranges = tree::ranges(points, errno_action(table::DEFAULT_ERRNO))?;
+    let ranges = tree::ranges(points, denials.refuse(None, table::DEFAULT_ERRNO))?;
     let (body, tree_len) = tree::emit(&ranges, &blocks)?;
     let mut prog = preamble();
     prog.extend(body);
@@ -273,7 +309,12 @@ fn layout(policy: &Policy) -> Result<Layout, Error> {
 /// Compile `policy` to a seccomp-BPF program for x86_64, ready for
 /// `seccomp(SECCOMP_SET_MODE_FILTER, 0, &sock_fprog)`.
 pub fn compile(policy: &Policy) -> Result<BpfProgram, Error> {
-    layout(policy).map(|l| l.prog)
+    compile_with(policy, Denials::Errno)
+}
+
+/// [`compile()`], answering refusals as `denials` says.
+pub fn compile_with(policy: &Policy, denials: Denials) -> Result<BpfProgram, Error> {
+    layout(policy, denials).map(|l| l.prog)
 }
 
 /// What the kernel's checker would refuse, plus "no sentinel left".
@@ -322,7 +363,7 @@ mod tests {
 
     #[test]
     fn starts_with_preamble_then_the_tree() {
-        let l = layout(&Policy::default()).unwrap();
+        let l = layout(&Policy::default(), Denials::Errno).unwrap();
         let prog = &l.prog;
         assert_eq!(prog[..6], preamble()[..]);
         // The tree starts with a comparison on the nr already in A.
@@ -347,7 +388,7 @@ mod tests {
             Policy::default().allow(["clone3", "ptrace", "ioctl"]),
             Policy::default().deny(["read", "socket", "personality"]),
         ] {
-            let l = layout(&p).unwrap();
+            let l = layout(&p, Denials::Errno).unwrap();
             let tree = &l.prog[6..6 + l.tree_len];
             for (pc, ins) in tree.iter().enumerate() {
                 if ins.code == BPF_JGE_K {
@@ -372,7 +413,7 @@ mod tests {
                 .allow(["clone3", "ptrace", "ioctl"])
                 .deny(["getppid", "socket", "read"]),
         ] {
-            let l = layout(&p).unwrap();
+            let l = layout(&p, Denials::Errno).unwrap();
             // Preamble 4 + one JGE per level + RET. In general a level may
             // take a JGE + JA (2·ceil(log2 ranges) + 5), but a tree this
             // short has no left subtree beyond an 8-bit hop, so no JA node.
@@ -411,6 +452,73 @@ mod tests {
         }
     }
 
+    /// The notify program decides exactly like the errno program, except
+    /// that a refusal becomes `USER_NOTIF` (the runtimes' probes excepted):
+    /// same allows, same kills, for every number and some argument shapes.
+    #[test]
+    fn notify_program_differs_only_in_refusals() {
+        let shapes: [[u64; 6]; 6] = [
+            [0; 6],
+            [u64::MAX; 6],
+            [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0],
+            [libc::AF_INET as u64, libc::SOCK_RAW as u64, 0, 0, 0, 0],
+            [3, libc::TIOCSTI, 0, 0, 0, 0],
+            [libc::AF_PACKET as u64, libc::SOCK_DGRAM as u64, 0, 0, 0, 0],
+        ];
+        for p in [
+            Policy::default(),
+            Policy::default()
+                .deny(["getppid", "socket"])
+                .allow(["ptrace"]),
+            Policy::default().deny(["clone3"]),
+        ] {
+            let errno = compile(&p).unwrap();
+            let notify = compile_with(&p, Denials::Notify).unwrap();
+            let decisions = p.resolve().unwrap();
+            let (mut refused, mut probes) = (0, 0);
+            for arch in [AUDIT_ARCH_X86_64, 0x4000_0003] {
+                for nr in (0..1024).chain([X32_SYSCALL_BIT as i32 + 1]) {
+                    for args in shapes {
+                        let data = SeccompData {
+                            nr,
+                            arch,
+                            instruction_pointer: 0,
+                            args,
+                        };
+                        let e = crate::seccomp::bpf_interp::run(&errno, &data).unwrap();
+                        let n = crate::seccomp::bpf_interp::run(&notify, &data).unwrap();
+                        if e & libc::SECCOMP_RET_ACTION_FULL != libc::SECCOMP_RET_ERRNO {
+                            assert_eq!(n, e, "nr {nr} arch {arch:#x} {args:?}");
+                            continue;
+                        }
+                        let probe = table::ENOSYS.iter().any(|&(_, x)| x == i64::from(nr))
+                            && decisions[&i64::from(nr)].1 == Decision::Errno(libc::ENOSYS);
+                        if probe {
+                            probes += 1;
+                            assert_eq!(n, e, "probe nr {nr} must stay in the kernel");
+                        } else {
+                            refused += 1;
+                            assert_eq!(n, libc::SECCOMP_RET_USER_NOTIF, "nr {nr} {args:?}");
+                        }
+                    }
+                }
+            }
+            assert!(refused > 1000 && probes > 0, "{refused} {probes}");
+        }
+        // A caller's deny of a probe is a refusal like any other.
+        let p = Policy::default().deny(["clone3"]);
+        let notify = compile_with(&p, Denials::Notify).unwrap();
+        let data = SeccompData {
+            nr: libc::SYS_clone3 as i32,
+            arch: AUDIT_ARCH_X86_64,
+            ..SeccompData::default()
+        };
+        assert_eq!(
+            crate::seccomp::bpf_interp::run(&notify, &data).unwrap(),
+            libc::SECCOMP_RET_USER_NOTIF
+        );
+    }
+
     #[test]
     fn policy_without_deny_sections() {
         // Denying every call with an early-deny section leaves only
@@ -418,7 +526,7 @@ mod tests {
         let p = Policy::default().deny(["ioctl", "socket", "socketpair"]);
         let prog = compile(&p).unwrap();
         assert_eq!(prog[..6], preamble()[..]);
-        let block = arg_block(libc::SYS_clone, ArgRule::Clone).unwrap();
+        let block = arg_block(libc::SYS_clone, ArgRule::Clone, Denials::Errno).unwrap();
         assert_eq!(block[0], stmt(BPF_LD_W_ABS, OFFSET_NR));
         assert_eq!(
             *block.last().unwrap(),

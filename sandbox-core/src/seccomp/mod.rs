@@ -21,7 +21,9 @@ mod golden;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-pub use compile::{compile, errno_action, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
+pub use compile::{
+    compile, compile_with, errno_action, Denials, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT,
+};
 pub use seccompiler::{sock_filter, BpfProgram};
 use table::ArgRule;
 
@@ -138,23 +140,41 @@ impl Policy {
     }
 }
 
+/// Both programs of one policy: the one that answers refusals in the kernel
+/// and the one that hands them to the host ([`Denials`]).
+#[derive(Clone, Debug)]
+pub struct Programs {
+    /// [`Denials::Errno`]: the reference for every answer.
+    pub errno: Arc<BpfProgram>,
+    /// [`Denials::Notify`].
+    pub notify: Arc<BpfProgram>,
+}
+
 /// [`compile()`] with a per-process cache: a policy is compiled once, then
 /// every spawn with the same policy reuses the program.
 pub fn compile_cached(policy: &Policy) -> Result<Arc<BpfProgram>, Error> {
-    static CACHE: Mutex<Vec<(Policy, Arc<BpfProgram>)>> = Mutex::new(Vec::new());
+    programs_cached(policy).map(|p| p.errno)
+}
+
+/// Both [`Programs`] of `policy`, compiled once per process.
+pub fn programs_cached(policy: &Policy) -> Result<Programs, Error> {
+    static CACHE: Mutex<Vec<(Policy, Programs)>> = Mutex::new(Vec::new());
     // A poisoned cache only means another thread panicked mid-insert; the
     // entries themselves are immutable.
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, prog)) = cache.iter().find(|(p, _)| p == policy) {
-        return Ok(prog.clone());
+    if let Some((_, progs)) = cache.iter().find(|(p, _)| p == policy) {
+        return Ok(progs.clone());
     }
-    let prog = Arc::new(compile(policy)?);
+    let progs = Programs {
+        errno: Arc::new(compile(policy)?),
+        notify: Arc::new(compile_with(policy, Denials::Notify)?),
+    };
     // Policies are few per process; bound the cache anyway.
     if cache.len() >= 16 {
         cache.remove(0);
     }
-    cache.push((policy.clone(), prog.clone()));
-    Ok(prog)
+    cache.push((policy.clone(), progs.clone()));
+    Ok(progs)
 }
 
 /// One instruction as a `u64` (`code << 48 | jt << 40 | jf << 32 | k`), the

@@ -170,7 +170,28 @@ impl SessionChild {
         let done = Some(self.mailbox.done.as_fd());
         let c = capture::communicate(pipes, input, done, max_output)?;
         let status = self.wait()?;
-        Ok(c.into_output(status, self.proxy_events()))
+        Ok(c.into_output(status, self.proxy_events(), self.events()))
+    }
+
+    /// This command's events (see [`crate::events`]): its start, refused
+    /// syscalls, timeout and exit, and the session proxy's decisions made
+    /// while it ran (while commands overlap, theirs are included too).
+    pub fn events(&self) -> Vec<crate::Event> {
+        let end = self
+            .status
+            .map(|s| self.started_at + s.duration)
+            .unwrap_or_else(SystemTime::now);
+        self.shared
+            .log
+            .snapshot(None)
+            .into_iter()
+            .filter(|e| {
+                e.command == Some(self.id)
+                    || (matches!(e.kind, crate::EventKind::Proxy { .. })
+                        && e.at >= self.started_at
+                        && e.at <= end)
+            })
+            .collect()
     }
 
     /// The session proxy's decisions made between this command's start and
@@ -197,7 +218,7 @@ impl SessionChild {
             ..
         } = report
         {
-            self.status = Some(ExitStatus {
+            let status = ExitStatus {
                 code,
                 signal,
                 timed_out,
@@ -205,7 +226,18 @@ impl SessionChild {
                 landlock_abi: self.landlock_abi,
                 // The session's cgroup is shared by all its commands.
                 usage: Default::default(),
-            });
+            };
+            self.status = Some(status);
+            let log = &self.shared.log;
+            crate::events::limit_events(log, Some(self.id), &status);
+            log.push(
+                Some(self.id),
+                crate::EventKind::Exit {
+                    code,
+                    signal,
+                    timed_out,
+                },
+            );
         }
     }
 }

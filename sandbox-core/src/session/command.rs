@@ -139,7 +139,7 @@ impl<'s> SessionCommand<'s> {
         let raw: Vec<_> = fds.iter().map(|f| f.as_raw_fd()).collect();
 
         req.id = s.next_id.fetch_add(1, Ordering::Relaxed);
-        let mailbox = s.shared.open_route(req.id)?;
+        let mailbox = s.shared.open_route(req.id, &req.argv)?;
         let id = req.id;
         if let Err(e) = s.shared.send(&Control::Spawn(req), &raw) {
             s.shared.close_route(id);

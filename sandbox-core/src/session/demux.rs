@@ -22,6 +22,8 @@ struct Route {
     tx: Sender<Report>,
     /// Closed (dropped) with the route.
     _done: OwnedFd,
+    /// The command, for its start event.
+    argv: Vec<String>,
 }
 
 /// What the session, its reader thread and its command handles share.
@@ -29,6 +31,11 @@ pub(crate) struct Shared {
     control: OwnedFd,
     /// `None` once the session has ended: no new routes.
     routes: Mutex<Option<HashMap<u64, Route>>>,
+    /// The session's event log.
+    pub log: Arc<crate::events::Log>,
+    /// The errno program the commands' refused syscalls are answered from,
+    /// when they come with a seccomp listener.
+    refusals: Option<Arc<crate::seccomp::BpfProgram>>,
 }
 
 /// A command's end of its route.
@@ -40,10 +47,16 @@ pub(crate) struct Mailbox {
 
 impl Shared {
     /// Take over `control` and start the reader thread.
-    pub fn start(control: OwnedFd) -> Result<(Arc<Shared>, std::thread::JoinHandle<()>), Error> {
+    pub fn start(
+        control: OwnedFd,
+        log: Arc<crate::events::Log>,
+        refusals: Option<Arc<crate::seccomp::BpfProgram>>,
+    ) -> Result<(Arc<Shared>, std::thread::JoinHandle<()>), Error> {
         let shared = Arc::new(Shared {
             control,
             routes: Mutex::new(Some(HashMap::new())),
+            log,
+            refusals,
         });
         let reader = shared.clone();
         let handle = std::thread::Builder::new()
@@ -58,13 +71,20 @@ impl Shared {
 
     /// Register command `id` before its `Spawn` is sent, so that no report
     /// can arrive unrouted.
-    pub fn open_route(&self, id: u64) -> Result<Mailbox, Error> {
+    pub fn open_route(&self, id: u64, argv: &[String]) -> Result<Mailbox, Error> {
         let (done, done_wr) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
         let (tx, reports) = channel();
         match self.routes().as_mut() {
             Some(routes) => {
-                routes.insert(id, Route { tx, _done: done_wr });
+                routes.insert(
+                    id,
+                    Route {
+                        tx,
+                        _done: done_wr,
+                        argv: argv.to_vec(),
+                    },
+                );
                 Ok(Mailbox { reports, done })
             }
             None => Err(ended()),
@@ -100,9 +120,17 @@ impl Shared {
 
     /// The reader thread: route reports until the channel ends.
     fn read_reports(&self) {
-        while let Ok(Some((report, _))) = wire::recv::<Report>(self.control.as_fd(), false) {
+        while let Ok(Some((report, fds))) = wire::recv::<Report>(self.control.as_fd(), false) {
             let (id, last) = match &report {
-                Report::CommandStarted { id, .. } => (*id, false),
+                Report::CommandStarted {
+                    id,
+                    syscall_listener,
+                    ..
+                } => {
+                    let listener = fds.into_iter().next().filter(|_| *syscall_listener);
+                    self.command_started(*id, listener);
+                    (*id, false)
+                }
                 Report::CommandFailed { id, .. } | Report::CommandExited { id, .. } => (*id, true),
                 // Nothing else is sent once a session runs.
                 _ => continue,
@@ -119,6 +147,34 @@ impl Shared {
         }
         // Every waiting handle learns that the session is over.
         self.routes().take();
+    }
+}
+
+impl Shared {
+    /// Record command `id`'s start and supervise its refused syscalls. If
+    /// they cannot be supervised they would wait forever: the command is
+    /// killed instead.
+    fn command_started(&self, id: u64, listener: Option<OwnedFd>) {
+        let argv = self
+            .routes()
+            .as_ref()
+            .and_then(|r| r.get(&id).map(|r| r.argv.clone()))
+            .unwrap_or_default();
+        self.log.push(Some(id), crate::EventKind::Start { argv });
+        let (Some(listener), Some(answers)) = (listener, &self.refusals) else {
+            return;
+        };
+        let watched =
+            crate::events::syscalls::watch(listener, answers.clone(), self.log.clone(), Some(id));
+        if let Err(e) = watched {
+            self.log.push(
+                Some(id),
+                crate::EventKind::Notice {
+                    detail: format!("killed: its refused syscalls cannot be supervised ({e})"),
+                },
+            );
+            let _ = self.send(&Control::KillCommand { id }, &[]);
+        }
     }
 }
 

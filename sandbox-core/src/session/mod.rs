@@ -45,6 +45,14 @@ use crate::error::Error;
 use crate::launch::{Keeper, Launched};
 use demux::Shared;
 
+/// The session's event log, how its commands' refused syscalls are
+/// answered (none: not recorded), and its overlay uppers.
+pub(crate) struct SessionEvents {
+    pub log: Arc<crate::events::Log>,
+    pub refusals: Option<Arc<crate::seccomp::BpfProgram>>,
+    pub overlays: Vec<crate::fs::Upper>,
+}
+
 /// What every command of a session starts from, fixed by the
 /// [`Sandbox`](crate::Sandbox) the session came from.
 #[derive(Debug, Clone)]
@@ -92,6 +100,8 @@ pub struct Session {
     /// The session's cgroup (limits set): removed after `end`, when the
     /// session is dropped.
     cgroup: Option<crate::cgroup::SandboxCgroup>,
+    /// The overlay uppers (`--overlay`), for the workspace diff.
+    overlays: Vec<crate::fs::Upper>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -106,9 +116,10 @@ impl Session {
         mut launched: Launched,
         defaults: Defaults,
         proxy: Option<crate::proxy::Served>,
+        events: SessionEvents,
     ) -> Result<Session, Error> {
         launched.listeners.clear();
-        let (shared, reader) = match Shared::start(launched.control) {
+        let (shared, reader) = match Shared::start(launched.control, events.log, events.refusals) {
             Ok(started) => started,
             Err(e) => {
                 // The control socket went with the failed start: the init
@@ -127,7 +138,24 @@ impl Session {
             init_pid: launched.init_pid,
             landlock_abi: launched.landlock_abi,
             cgroup: launched.cgroup,
+            overlays: events.overlays,
         })
+    }
+
+    /// The session's id: random, in every [`crate::Event`] of it.
+    pub fn sandbox_id(&self) -> &str {
+        self.shared.log.sandbox()
+    }
+
+    /// Every event of the session so far, all commands together (each
+    /// carries its command id; see [`crate::events`]).
+    pub fn events(&self) -> Vec<crate::Event> {
+        self.shared.log.snapshot(None)
+    }
+
+    /// The overlay upper directories (`--overlay`), for the workspace diff.
+    pub(crate) fn overlays(&self) -> &[crate::fs::Upper] {
+        &self.overlays
     }
 
     /// A command to run in this session; `argv[0]` is looked up in the

@@ -19,7 +19,7 @@
 //! it. It lives until the session ends (`kill(-1)` from PID 1 reaches every
 //! process in the pid namespace).
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -32,8 +32,9 @@ use super::{kill_all, poll_timeout, reap_all};
 use crate::launch::wire::{self, Control, Report, Spawn, SpawnFailure};
 use crate::sys;
 
-/// Starts one command; returns its pid once it has exec'd.
-pub(crate) type SpawnFn<'a> = dyn FnMut(&Spawn, Vec<OwnedFd>) -> Result<Pid, SpawnFailure> + 'a;
+/// Starts one command; returns it once it has exec'd.
+pub(crate) type SpawnFn<'a> =
+    dyn FnMut(&Spawn, Vec<OwnedFd>) -> Result<crate::launch::Forked, SpawnFailure> + 'a;
 
 /// A command whose leader has not been reported yet.
 struct Running {
@@ -129,8 +130,11 @@ fn obey(
     loop {
         match wire::recv::<Control>(control, true) {
             Ok(Some((Control::Spawn(req), fds))) => {
+                let mut listener = None;
                 let report = match spawn(&req, fds) {
-                    Ok(pid) => {
+                    Ok(forked) => {
+                        let pid = forked.pid;
+                        listener = forked.listener;
                         running.push(Running {
                             id: req.id,
                             pid,
@@ -144,6 +148,7 @@ fn obey(
                         Report::CommandStarted {
                             id: req.id,
                             pid: pid.as_raw(),
+                            syscall_listener: listener.is_some(),
                         }
                     }
                     Err(failure) => Report::CommandFailed {
@@ -151,7 +156,10 @@ fn obey(
                         failure,
                     },
                 };
-                send(control, &report)?;
+                // The listener goes to the host, which answers the command's
+                // refused syscalls; the init keeps no copy.
+                let fds: Vec<_> = listener.iter().map(AsRawFd::as_raw_fd).collect();
+                wire::send(control, &report, &fds).map_err(|_| HostGone)?;
             }
             Ok(Some((Control::KillCommand { id }, _))) => {
                 if let Some(r) = running.iter().find(|r| r.id == id) {

@@ -158,6 +158,123 @@ pub fn seccomp_set_filter(filter: &[libc::sock_filter]) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Attach `filter` with `SECCOMP_FILTER_FLAG_NEW_LISTENER`: the returned
+/// descriptor (CLOEXEC) receives the program's `USER_NOTIF` refusals.
+pub fn seccomp_set_filter_listener(filter: &[libc::sock_filter]) -> Result<RawFd, Errno> {
+    let Ok(len) = u16::try_from(filter.len()) else {
+        return Err(Errno::E2BIG);
+    };
+    let prog = libc::sock_fprog {
+        len,
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: as in `seccomp_set_filter`; the kernel returns a new descriptor.
+    let fd = check(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as c_uint,
+            &prog as *const libc::sock_fprog,
+        )
+    })?;
+    Ok(fd as RawFd)
+}
+
+/// `sendmsg(sock, record, SCM_RIGHTS [fd])` with everything on the stack.
+pub fn send_fd(sock: RawFd, record: &[u8], fd: RawFd) -> Result<(), Errno> {
+    /// A control message carrying one descriptor, aligned as `cmsghdr`.
+    #[repr(C)]
+    struct OneFd {
+        header: libc::cmsghdr,
+        fd: c_int,
+    }
+    // SAFETY: CMSG_LEN only computes a length.
+    let cmsg_len = unsafe { libc::CMSG_LEN(std::mem::size_of::<c_int>() as c_uint) } as usize;
+    let mut control = OneFd {
+        header: libc::cmsghdr {
+            cmsg_len,
+            cmsg_level: libc::SOL_SOCKET,
+            cmsg_type: libc::SCM_RIGHTS,
+        },
+        fd,
+    };
+    let mut iov = libc::iovec {
+        iov_base: record.as_ptr().cast_mut().cast(),
+        iov_len: record.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid (no name, no iov, no control).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = (&mut control as *mut OneFd).cast();
+    msg.msg_controllen = std::mem::size_of::<OneFd>();
+    loop {
+        // SAFETY: `msg` points to the iovec and control buffer above, valid
+        // for the call; the kernel only reads them.
+        let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
+        if n >= 0 {
+            return Ok(());
+        }
+        if Errno::last() != Errno::EINTR {
+            return Err(Errno::last());
+        }
+    }
+}
+
+/// Receive one pending `USER_NOTIF` refusal from a seccomp listener.
+/// `ENOENT`: the caller died or was interrupted before we got it.
+pub fn notif_recv(listener: BorrowedFd<'_>) -> Result<libc::seccomp_notif, Errno> {
+    // SAFETY: the kernel requires a zeroed buffer; all-zero is a valid value.
+    let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: `notif` is a valid, writable `seccomp_notif` for the ioctl.
+    check(unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_RECV,
+            &mut notif as *mut libc::seccomp_notif,
+        )
+    } as c_long)?;
+    Ok(notif)
+}
+
+/// Answer refusal `id` with `-errno` (never "continue": the syscall fails).
+pub fn notif_refuse(listener: BorrowedFd<'_>, id: u64, errno: i32) -> Result<(), Errno> {
+    let mut resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: -errno,
+        flags: 0,
+    };
+    // SAFETY: `resp` is a valid `seccomp_notif_resp` for the ioctl.
+    check(unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND,
+            &mut resp as *mut libc::seccomp_notif_resp,
+        )
+    } as c_long)?;
+    Ok(())
+}
+
+/// Whether the kernel has seccomp user notification (Linux 5.0+).
+pub fn seccomp_user_notif_available() -> bool {
+    let mut sizes = libc::seccomp_notif_sizes {
+        seccomp_notif: 0,
+        seccomp_notif_resp: 0,
+        seccomp_data: 0,
+    };
+    // SAFETY: `sizes` is a valid writable `seccomp_notif_sizes`.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_GET_NOTIF_SIZES,
+            0 as c_uint,
+            &mut sizes as *mut libc::seccomp_notif_sizes,
+        )
+    };
+    ret == 0 && usize::from(sizes.seccomp_notif) <= std::mem::size_of::<libc::seccomp_notif>()
+}
+
 /// Clear the effective, permitted and inheritable capability sets.
 pub fn capset_zero() -> Result<(), Errno> {
     #[repr(C)]
