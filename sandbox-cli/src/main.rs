@@ -125,6 +125,11 @@ struct RunArgs {
     /// error); namespaces, seccomp and dropped capabilities still apply.
     #[arg(long)]
     allow_no_landlock: bool,
+    /// Do not record refused syscalls: the filter refuses them in the kernel
+    /// and they are not events (by default each refusal is answered by
+    /// this process and recorded; allowed syscalls are not affected).
+    #[arg(long)]
+    no_syscall_events: bool,
     /// Mount DST as granted but give it no Landlock rule (stricter only; for
     /// tests proving Landlock holds on its own).
     #[arg(long, value_name = "DST", hide = true)]
@@ -164,6 +169,7 @@ impl RunArgs {
             syscalls_deny: self.syscalls_deny.clone(),
             loopback_tcp: self.loopback_tcp.then_some(true),
             allow_no_landlock: self.allow_no_landlock.then_some(true),
+            syscall_events: self.no_syscall_events.then_some(false),
             landlock_withhold: self.landlock_withhold.clone(),
             ..Default::default()
         };

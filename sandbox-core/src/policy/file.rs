@@ -97,6 +97,10 @@ pub struct PolicyFile {
     /// Run without Landlock on a host that lacks it.
     #[serde(alias = "allow_no_landlock")]
     pub allow_no_landlock: Option<bool>,
+    /// Record refused syscalls as events (default true; see
+    /// [`crate::Sandbox::syscall_events`]).
+    #[serde(alias = "syscall_events")]
+    pub syscall_events: Option<bool>,
     /// Mounted paths withheld from Landlock (stricter only; for tests).
     #[serde(skip)]
     pub landlock_withhold: Vec<PathBuf>,
@@ -220,6 +224,7 @@ impl PolicyFile {
         self.syscalls_deny.extend(other.syscalls_deny);
         self.loopback_tcp = other.loopback_tcp.or(self.loopback_tcp);
         self.allow_no_landlock = other.allow_no_landlock.or(self.allow_no_landlock);
+        self.syscall_events = other.syscall_events.or(self.syscall_events);
         self.landlock_withhold.extend(other.landlock_withhold);
         self
     }
@@ -359,7 +364,8 @@ impl PolicyFile {
         sb = sb
             .syscalls(syscalls)
             .allow_loopback_tcp(self.loopback_tcp.unwrap_or(false))
-            .require_landlock(!self.allow_no_landlock.unwrap_or(false));
+            .require_landlock(!self.allow_no_landlock.unwrap_or(false))
+            .syscall_events(self.syscall_events.unwrap_or(true));
         for w in &self.landlock_withhold {
             sb = sb.landlock_withhold(w);
         }
