@@ -149,6 +149,9 @@ pub fn report(end_to_end: impl FnOnce() -> Result<(), String>) -> Report {
     let facts = Facts::probe();
     let mut checks = facts.checks();
     checks.push(check_limits(crate::cgroup::available()));
+    checks.push(check_syscall_events(
+        crate::sys::seccomp_user_notif_available(),
+    ));
     let missing: Vec<&str> = checks
         .iter()
         .filter(|c| c.status == Status::Missing)
@@ -989,6 +992,24 @@ fn check_no_new_privs(current: Result<bool, Errno>) -> Check {
     }
 }
 
+/// Whether refused syscalls can be recorded ([`crate::events`]): seccomp user
+/// notification. Without it they are still refused, in the kernel.
+fn check_syscall_events(user_notif: bool) -> Check {
+    const LAYER: &str = "syscall-events";
+    if user_notif {
+        Check::ok(
+            LAYER,
+            "refused syscalls are recorded as events (seccomp user notification, answered by the host)".into(),
+        )
+    } else {
+        Check::limited(
+            LAYER,
+            "this kernel lacks seccomp user notification: refused syscalls are still refused, but not recorded".into(),
+            "run on Linux 5.0 or later (SECCOMP_FILTER_FLAG_NEW_LISTENER) to get them on the record".into(),
+        )
+    }
+}
+
 /// The caller's real sandbox run; `missing` names the static checks that already failed.
 /// The level `--memory/--pids/--cpu` are enforced at, from the same detection the
 /// launcher uses: `cgroup v1`, `cgroup v2`, or `none` (each limit then fails closed).
@@ -1446,9 +1467,15 @@ mod tests {
                 "no-new-privs",
                 "cgroups",
                 "limits",
+                "syscall-events",
                 "end-to-end"
             ]
         );
+        let limited = check_syscall_events(false);
+        assert_eq!(limited.status, Status::Limited);
+        assert!(limited.detail.contains("still refused"), "{limited:?}");
+        assert!(limited.remedy.unwrap().contains("Linux 5.0"));
+        assert_eq!(check_syscall_events(true).status, Status::Ok);
         assert!(!r.ok(), "the failed end-to-end check is Missing");
         for c in &r.checks {
             assert_eq!(c.remedy.is_some(), c.status != Status::Ok, "{c:?}");

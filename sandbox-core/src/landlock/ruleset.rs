@@ -179,12 +179,12 @@ impl PreparedRuleset {
     }
 
     /// Enforce the ruleset on the calling thread: only the raw
-    /// `landlock_restrict_self(fd, 0)` (a no-op when running without
+    /// `landlock_restrict_self(fd, flags)` (a no-op when running without
     /// Landlock). Allocation-free, for the forked child. The caller must have
     /// set `no_new_privs` first (or hold `CAP_SYS_ADMIN`), else `EPERM`.
     pub fn restrict_raw(&self) -> Result<(), Errno> {
         match &self.fd {
-            Some(fd) => sys::restrict_self(fd.as_raw_fd()),
+            Some(fd) => sys::restrict_self(fd.as_raw_fd(), sys::restrict_flags(self.kernel_abi)),
             None => Ok(()),
         }
     }

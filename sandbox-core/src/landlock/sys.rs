@@ -31,19 +31,30 @@ pub(super) fn abi_version() -> Result<u32, Errno> {
     }
 }
 
-/// `landlock_restrict_self(fd, 0)`: enforce the ruleset on the calling thread
-/// (and what it execs). Needs `no_new_privs` or `CAP_SYS_ADMIN` in the
+/// `LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON` (ABI 7): log the domain's
+/// denials in the kernel audit log after `execve` too. Without it only the
+/// denials before the next `execve` are logged, which in the last hop are
+/// none: the command itself runs after it.
+const RESTRICT_SELF_LOG_NEW_EXEC_ON: libc::c_uint = 1 << 1;
+
+/// The flags for `landlock_restrict_self` on a kernel at `abi`: the audit
+/// log records the command's denials where the kernel can (ABI 7), nothing
+/// before (the flags are `EINVAL` there).
+pub(super) fn restrict_flags(abi: u32) -> libc::c_uint {
+    if abi >= 7 {
+        RESTRICT_SELF_LOG_NEW_EXEC_ON
+    } else {
+        0
+    }
+}
+
+/// `landlock_restrict_self(fd, flags)`: enforce the ruleset on the calling
+/// thread (and what it execs). Needs `no_new_privs` or `CAP_SYS_ADMIN` in the
 /// current user namespace.
-pub(super) fn restrict_self(ruleset_fd: RawFd) -> Result<(), Errno> {
+pub(super) fn restrict_self(ruleset_fd: RawFd, flags: libc::c_uint) -> Result<(), Errno> {
     // SAFETY: two integer arguments, no pointers; an invalid descriptor is
     // reported as EBADF, never undefined behaviour.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_restrict_self,
-            ruleset_fd,
-            0 as libc::c_uint,
-        )
-    };
+    let ret = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset_fd, flags) };
     if ret < 0 {
         Err(Errno::last())
     } else {
