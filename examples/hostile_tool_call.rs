@@ -358,6 +358,15 @@ fn demo(scene: &Scene) -> ExitCode {
     println!("filter refused a dangerous system call; \"No such process\" means host processes");
     println!("do not exist in the sandbox's own process list.");
     println!();
+    let summary = stockade::events::summary(&out.events);
+    if !summary.is_empty() {
+        println!("What the host recorded (out.events), as the block an agent framework would");
+        println!("append to the tool result for the model (stockade::events::summary):");
+        for line in summary.lines() {
+            println!("  | {line}");
+        }
+        println!();
+    }
 
     let hostile = ATTEMPTS.iter().filter(|a| !a.legitimate).count();
     let skipped = rows.iter().filter(|r| r[2] == "SKIPPED").count();
