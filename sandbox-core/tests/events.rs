@@ -388,3 +388,52 @@ fn prompt_injection_attempts_are_on_the_record() {
     assert!(summary.contains("- syscall: mount refused (EPERM)"));
     assert!(!summary.contains(secret));
 }
+
+/// With refusals recorded, our filter answers a refused syscall with
+/// `USER_NOTIF`, and the kernel hands such a notification to the listener
+/// of the most recent filter returning it. A process that could attach its
+/// own filter with a listener could answer our refusals with "continue":
+/// creating a listener is refused by the filter (`EPERM`; the kernel's own
+/// one-listener-per-chain check would say `EBUSY`). Positive control: a
+/// plain filter (a process restricting itself further) is still allowed.
+#[test]
+fn a_sandboxed_process_cannot_create_a_seccomp_listener() {
+    require_root();
+    let script = r#"
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+class Insn(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+class Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Insn))]
+def attach(action, flags):
+    insns = (Insn * 1)(Insn(0x06, 0, 0, action))
+    prog = Prog(1, insns)
+    ctypes.set_errno(0)
+    r = libc.syscall(317, 1, flags, ctypes.byref(prog))
+    return r, ctypes.get_errno()
+print("listener", *attach(0x7fc00000, 8))
+print("listener+tsync", *attach(0x7fc00000, 9))
+print("plain", *attach(0x7fff0000, 0))
+"#;
+    let out = Sandbox::new()
+        .command(["python3", "-c", script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "listener -1 {e}\nlistener+tsync -1 {e}\nplain 0 0\n",
+            e = libc::EPERM
+        )
+    );
+    let d = denied(&out.events);
+    assert_eq!(
+        d,
+        [
+            ("seccomp".into(), libc::EPERM),
+            ("seccomp".into(), libc::EPERM)
+        ]
+    );
+}

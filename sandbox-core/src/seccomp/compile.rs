@@ -168,6 +168,14 @@ fn early_deny_rules(arg_rule: ArgRule) -> Result<Vec<SeccompRule>, Error> {
             })
             .collect(),
         ArgRule::Clone | ArgRule::Personality => Ok(Vec::new()),
+        ArgRule::Seccomp => {
+            let listener = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32;
+            Ok(vec![rule(vec![cond(
+                1,
+                MaskedEq(u64::from(listener)),
+                listener,
+            )?])?])
+        }
     }
 }
 
@@ -180,7 +188,7 @@ fn allow_rules(arg_rule: ArgRule) -> Result<Vec<SeccompRule>, Error> {
             MaskedEq(u64::from(table::CLONE_NS_FLAGS)),
             0,
         )?])?]),
-        ArgRule::Ioctl => Ok(Vec::new()),
+        ArgRule::Ioctl | ArgRule::Seccomp => Ok(Vec::new()),
         ArgRule::Personality => table::PERSONALITY_ALLOW
             .iter()
             .map(|&v| rule(vec![cond(0, Eq, v)?]))
@@ -205,7 +213,7 @@ fn fallback_errno(arg_rule: ArgRule) -> Option<i32> {
     match arg_rule {
         ArgRule::Clone | ArgRule::Personality => Some(libc::EPERM),
         ArgRule::Socket | ArgRule::Socketpair => Some(libc::EAFNOSUPPORT),
-        ArgRule::Ioctl => None,
+        ArgRule::Ioctl | ArgRule::Seccomp => None,
     }
 }
 

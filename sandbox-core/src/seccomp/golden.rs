@@ -246,6 +246,23 @@ fn render(f: &Filter) -> String {
         let act = action_name(f.sys(libc::SYS_personality, [p, 0, 0, 0, 0, 0]));
         writeln!(out, "personality({name}) {act}").unwrap();
     }
+
+    let listener = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
+    for (name, flags) in [
+        ("0", 0u64),
+        ("TSYNC", libc::SECCOMP_FILTER_FLAG_TSYNC),
+        ("NEW_LISTENER", listener),
+        (
+            "TSYNC|NEW_LISTENER",
+            listener | libc::SECCOMP_FILTER_FLAG_TSYNC,
+        ),
+        ("NEW_LISTENER|1<<32", listener | hi),
+        ("1<<32", hi),
+    ] {
+        let op = u64::from(libc::SECCOMP_SET_MODE_FILTER);
+        let act = action_name(f.sys(libc::SYS_seccomp, [op, flags, 0, 0, 0, 0]));
+        writeln!(out, "seccomp(SET_MODE_FILTER, {name}) {act}").unwrap();
+    }
     out
 }
 

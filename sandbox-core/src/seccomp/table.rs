@@ -107,9 +107,9 @@ pub const ALLOW: &[Sys] = sys![
     SYS_recvmmsg, SYS_shutdown, SYS_setsockopt, SYS_getsockopt,
     // Randomness.
     SYS_getrandom,
-    // Self-restriction only (nested sandboxes, browsers, test runners).
-    SYS_seccomp, SYS_landlock_create_ruleset, SYS_landlock_add_rule,
-    SYS_landlock_restrict_self,
+    // Self-restriction only (nested sandboxes, browsers, test runners;
+    // `seccomp` is in ARG_CHECKED).
+    SYS_landlock_create_ruleset, SYS_landlock_add_rule, SYS_landlock_restrict_self,
 ];
 
 /// Refused with `EPERM`: the explicitly dangerous calls of issue 4. Each is
@@ -173,6 +173,15 @@ pub enum ArgRule {
     Socketpair,
     /// `personality(persona)`: only [`PERSONALITY_ALLOW`], else `EPERM`.
     Personality,
+    /// `seccomp(op, flags, args)`: allowed (a process may restrict itself
+    /// further) unless `flags` asks for a user-notification listener, then
+    /// `EPERM`. Our filter refuses with `USER_NOTIF` when refusals are
+    /// recorded, and the kernel hands such a notification to the listener of
+    /// the most recent filter returning it: a process's own listener could
+    /// answer our refusals with "continue". The kernel already refuses a
+    /// second listener in one filter chain (`EBUSY`); this rule does not
+    /// depend on that check.
+    Seccomp,
 }
 
 /// The syscalls decided by an argument rule.
@@ -182,6 +191,7 @@ pub const ARG_CHECKED: &[(&str, i64, ArgRule)] = &[
     ("socket", libc::SYS_socket, ArgRule::Socket),
     ("socketpair", libc::SYS_socketpair, ArgRule::Socketpair),
     ("personality", libc::SYS_personality, ArgRule::Personality),
+    ("seccomp", libc::SYS_seccomp, ArgRule::Seccomp),
 ];
 
 /// Every `CLONE_NEW*` flag. `CLONE_NEWTIME` (0x80) overlaps the exit-signal
