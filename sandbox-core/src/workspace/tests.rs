@@ -22,11 +22,8 @@ use super::*;
 
 fn require_root() {
     // SAFETY: geteuid has no preconditions and cannot fail.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "these tests need root (mknod)"
-    );
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "these tests need root (mknod)");
 }
 
 /// `lower/`, `upper/` and `outside/` under a fresh /var/tmp directory.
@@ -388,7 +385,7 @@ fn symlinks_are_listed_with_their_target_and_never_followed() {
     assert_eq!(
         lines(&diff),
         [
-            format!("deleted file a.txt"),
+            "deleted file a.txt".to_string(),
             format!("created symlink a.txt -> {} escapes", s.outside().display()),
             "created symlink abs -> /etc/shadow escapes".into(),
             "modified symlink retarget content -> sub".into(),
