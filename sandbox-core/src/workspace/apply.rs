@@ -178,7 +178,13 @@ impl<'a> Applier<'a> {
     fn chmod_file(&mut self, path: &Path, mode: u32) -> Result<(), Skip> {
         let (dir, name) = self.parent(path)?;
         expect_kind(dir.as_fd(), name, FileKind::File, true)?;
-        chmod_at(dir.as_fd(), name, mode)
+        // A hard link may share the inode with a file outside the tree:
+        // then the file is replaced rather than changed in place.
+        match lstat_at(dir.as_fd(), name) {
+            Ok(st) if st.st_nlink == 1 => chmod_at(dir.as_fd(), name, mode),
+            Ok(_) => self.write_file(path, mode, false),
+            Err(e) => Err(why("look at the target", e)),
+        }
     }
 
     fn chmod_dir(&self, path: &Path, mode: u32) -> Result<(), Skip> {

@@ -83,15 +83,25 @@ impl Root {
         Ok((fd, name))
     }
 
-    /// Open the regular file `rel` for reading. A FIFO or device is refused
-    /// before any read (it is opened non-blocking, so opening cannot hang).
+    /// Open the regular file `rel` for reading. Anything else is refused
+    /// before it is opened (opening a device can act on it), and checked
+    /// again once open, non-blocking, in case it was swapped in between: a
+    /// FIFO can never hang the caller.
     pub(super) fn read_file(&self, rel: &Path) -> io::Result<File> {
-        let fd = self.open(rel, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?;
-        if kind_of(&fstat(fd.as_fd())?) != FileKind::File {
-            return Err(io::Error::new(
+        let not_regular = || {
+            io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("{} is not a regular file", rel.display()),
-            ));
+            )
+        };
+        let (dir, name) = self.parent(rel)?;
+        if kind_of(&lstat_at(dir.as_fd(), name)?) != FileKind::File {
+            return Err(not_regular());
+        }
+        let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
+        let fd = open_beneath(dir.as_fd(), Path::new(name), flags, self.resolve)?;
+        if kind_of(&fstat(fd.as_fd())?) != FileKind::File {
+            return Err(not_regular());
         }
         Ok(File::from(fd))
     }

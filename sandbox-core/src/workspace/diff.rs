@@ -149,8 +149,11 @@ impl Walk<'_> {
         origin: Option<&Path>,
         hidden: bool,
     ) -> Result<(), WorkspaceError> {
+        // Where the host's entries show through, only those the upper also
+        // names matter; where they are hidden, each one is a deletion.
+        let only = (!hidden).then_some(&dir.entries);
         let below = match origin {
-            Some(o) => tree::level(self.lower, o)?.unwrap_or_default(),
+            Some(o) => tree::level(self.lower, o, only)?.unwrap_or_default(),
             None => BTreeMap::new(),
         };
         for (name, node) in &dir.entries {

@@ -119,7 +119,7 @@ pub struct ApplyReport {
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {
     /// A system call on a workspace path failed.
-    #[error("workspace: cannot {op} {}: {errno} ({})", path.display(), errno.desc())]
+    #[error("workspace: cannot {op} {}: {errno}", path.display())]
     Io {
         /// The operation, e.g. `read directory`.
         op: &'static str,

@@ -867,3 +867,61 @@ fn deleting_a_directory_removes_links_not_their_targets() {
     assert!(!t.join("d").exists());
     assert_eq!(fs::read(out.join("precious/p")).unwrap(), b"p");
 }
+
+#[test]
+fn a_mode_change_of_the_root_is_listed_and_applied() {
+    let s = Scratch::new();
+    fs::set_permissions(s.upper(), fs::Permissions::from_mode(0o750)).unwrap();
+    let diff = s.scan();
+    assert_eq!(lines(&diff), ["modified dir . mode"]);
+    let t = s.target("t");
+    assert_eq!(mode_of(&t), 0o755);
+    let report = diff.apply_to(&t, |_| true).unwrap();
+    assert_eq!(report.applied, [PathBuf::from(".")]);
+    assert_eq!(mode_of(&t), 0o750);
+}
+
+#[test]
+fn read_gives_new_content_and_refuses_what_is_not_a_file_beneath() {
+    let s = Scratch::new();
+    write(s.upper().join("d/f"), "content", 0o644);
+    symlink(s.outside(), s.upper().join("out")).unwrap();
+    write(s.outside().join("secret"), "secret", 0o644);
+    let diff = s.scan();
+    assert_eq!(diff.read(Path::new("d/f")).unwrap(), b"content");
+    let err = |p: &str| diff.read(Path::new(p)).unwrap_err();
+    assert_eq!(err("out/secret").raw_os_error(), Some(libc::ELOOP));
+    assert_eq!(err("../outside/secret").raw_os_error(), Some(libc::EXDEV));
+    assert_eq!(err("d").to_string(), "d is not a regular file");
+    assert_eq!(err("out").to_string(), "out is not a regular file");
+    assert_eq!(err("missing").raw_os_error(), Some(libc::ENOENT));
+}
+
+/// A chmod-only change must not reach another name of the same inode (a
+/// hard link planted in the target to a file outside).
+#[test]
+fn a_mode_change_never_reaches_a_hard_linked_outside_file() {
+    let s = Scratch::new();
+    let (l, u, out) = (s.lower(), s.upper(), s.outside());
+    write(l.join("run.sh"), "echo", 0o644);
+    write(u.join("run.sh"), "echo", 0o755);
+    let diff = s.scan();
+    assert_eq!(lines(&diff), ["modified file run.sh mode"]);
+    // Positive control: a plain target is changed in place.
+    let t = s.target("plain");
+    let inode = fs::metadata(t.join("run.sh")).unwrap().ino();
+    assert!(diff.apply_to(&t, |_| true).unwrap().skipped.is_empty());
+    assert_eq!(mode_of(&t.join("run.sh")), 0o755);
+    assert_eq!(fs::metadata(t.join("run.sh")).unwrap().ino(), inode);
+    // The attack: the target's run.sh is another name of an outside file.
+    write(out.join("shared"), "echo", 0o600);
+    let t = s.target("linked");
+    fs::remove_file(t.join("run.sh")).unwrap();
+    fs::hard_link(out.join("shared"), t.join("run.sh")).unwrap();
+    let report = diff.apply_to(&t, |_| true).unwrap();
+    assert_eq!(report.applied, [PathBuf::from("run.sh")]);
+    assert_eq!(mode_of(&out.join("shared")), 0o600);
+    assert_eq!(fs::metadata(out.join("shared")).unwrap().nlink(), 1);
+    assert_eq!(mode_of(&t.join("run.sh")), 0o755);
+    assert_eq!(fs::read(t.join("run.sh")).unwrap(), b"echo");
+}

@@ -139,21 +139,26 @@ pub(super) fn snapshot(
     }
 }
 
-/// The entries of the host directory `rel`, one level deep (directories come
-/// back empty). `None` when `rel` is not a directory.
+/// Entries of the host directory `rel`, one level deep (directories come
+/// back empty): all of them, or only those named in `only`. `None` when
+/// `rel` is not a directory.
 pub(super) fn level(
     root: &Root,
     rel: &Path,
+    only: Option<&BTreeMap<OsString, Node>>,
 ) -> Result<Option<BTreeMap<OsString, Node>>, WorkspaceError> {
     let fd = match root.open_dir(rel) {
         Ok(fd) => fd,
         Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => return Ok(None),
         Err(e) => return Err(WorkspaceError::io("open directory", rel, e)),
     };
-    let all = names(fd.as_fd(), usize::MAX)
-        .map_err(|e| WorkspaceError::io("read directory", rel, e.unwrap_or(Errno::E2BIG)))?;
+    let wanted = match only {
+        Some(upper) => upper.keys().cloned().collect(),
+        None => names(fd.as_fd(), usize::MAX)
+            .map_err(|e| WorkspaceError::io("read directory", rel, e.unwrap_or(Errno::E2BIG)))?,
+    };
     let mut out = BTreeMap::new();
-    for name in all {
+    for name in wanted {
         let path = rel.join(&name);
         let st = match lstat_at(fd.as_fd(), &name) {
             Ok(st) => st,
