@@ -1,7 +1,8 @@
-//! The overlay of `--overlay SRC[:DST]` keeps every write in its tmpfs upper directory; the host keeps
-//! an fd of that directory after the sandbox ends. [`WorkspaceDiff::scan`]
-//! compares the merged view (upper over SRC) with SRC and lists the changes;
-//! a reviewer picks some and [`WorkspaceDiff::apply`] writes them onto SRC.
+//! The overlay of `--overlay SRC[:DST]` keeps every write in its tmpfs upper
+//! directory; the host keeps an fd of that directory after the sandbox ends.
+//! [`WorkspaceDiff::scan`] compares the merged view (upper over SRC) with SRC
+//! and lists the changes; a reviewer picks some and [`WorkspaceDiff::apply`]
+//! writes them onto SRC.
 //!
 //! The upper is written by the agent, so it is read as hostile data: nothing
 //! in it is followed, FIFOs are never opened for reading, and its size and
@@ -214,6 +215,13 @@ impl WorkspaceDiff {
     /// one that cannot be applied is skipped with a reason while the others
     /// go on: see [`ApplyReport`]. An error means the target could not be
     /// opened at all.
+    ///
+    /// A created entry never replaces one that appeared in the target since
+    /// the scan; a modified file replaces the old one by name, so a symlink
+    /// or hard link there is replaced, never written through. Deleting a
+    /// directory deletes what it holds now. New entries belong to the caller;
+    /// setuid and setgid bits are dropped; symlinks that leave the tree and
+    /// special files are never created.
     pub fn apply(&self, select: impl Fn(&Change) -> bool) -> Result<ApplyReport, WorkspaceError> {
         self.apply_to(&self.src, select)
     }
