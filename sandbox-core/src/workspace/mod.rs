@@ -217,8 +217,9 @@ impl WorkspaceDiff {
     /// opened at all.
     ///
     /// A created entry never replaces one that appeared in the target since
-    /// the scan; a modified file replaces the old one by name, so a symlink
-    /// or hard link there is replaced, never written through. Deleting a
+    /// the scan; a modified entry is skipped if the target's is now of
+    /// another kind (a symlink, say), and a modified file replaces the old
+    /// one by name, so a hard link there is never written through. Deleting a
     /// directory deletes what it holds now. New entries belong to the caller;
     /// setuid and setgid bits are dropped; symlinks that leave the tree and
     /// special files are never created.
