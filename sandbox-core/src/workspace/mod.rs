@@ -63,6 +63,7 @@ pub enum ChangeKind {
     /// content changes, if any, follow as separate entries under the new path.
     Renamed {
         /// The old path.
+        #[serde(serialize_with = "lossy::path")]
         from: PathBuf,
     },
 }
@@ -85,6 +86,7 @@ pub enum FileKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
     /// Path relative to the overlay root (`.` for the root itself).
+    #[serde(serialize_with = "lossy::path")]
     pub path: PathBuf,
     /// What happened.
     #[serde(flatten)]
@@ -101,6 +103,7 @@ pub struct Change {
     /// Modified only: the permission bits differ.
     pub mode_changed: bool,
     /// The target of a new symlink.
+    #[serde(serialize_with = "lossy::optional")]
     pub link_target: Option<PathBuf>,
     /// A symlink whose target leaves the tree (absolute, or `..` past the
     /// root). Such links are listed but never applied.
@@ -111,9 +114,38 @@ pub struct Change {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ApplyReport {
     /// Paths of the changes applied, in the order they were applied.
+    #[serde(serialize_with = "lossy::paths")]
     pub applied: Vec<PathBuf>,
     /// Changes that could not be applied, with the reason.
+    #[serde(serialize_with = "lossy::skipped")]
     pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// Paths as JSON strings. The agent can name files with bytes that are not
+/// UTF-8; those bytes show as U+FFFD instead of failing the whole report.
+mod lossy {
+    use std::path::{Path, PathBuf};
+
+    use serde::Serializer;
+
+    pub fn path<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&p.to_string_lossy())
+    }
+
+    pub fn optional<S: Serializer>(p: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+        match p {
+            Some(p) => s.serialize_some(&*p.to_string_lossy()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn paths<S: Serializer>(v: &[PathBuf], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|p| p.to_string_lossy()))
+    }
+
+    pub fn skipped<S: Serializer>(v: &[(PathBuf, String)], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|(p, why)| (p.to_string_lossy(), why)))
+    }
 }
 
 /// Why a scan (or the start of an apply) failed.

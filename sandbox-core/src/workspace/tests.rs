@@ -925,3 +925,25 @@ fn a_mode_change_never_reaches_a_hard_linked_outside_file() {
     assert_eq!(mode_of(&t.join("run.sh")), 0o755);
     assert_eq!(fs::read(t.join("run.sh")).unwrap(), b"echo");
 }
+
+/// The agent picks the file names: one that is not UTF-8 must not break the
+/// JSON the CLI prints.
+#[test]
+fn names_that_are_not_utf8_still_serialize() {
+    use std::ffi::OsStr;
+    let s = Scratch::new();
+    let name = OsStr::from_bytes(b"bad\xffname");
+    write(s.upper().join(name), "x", 0o644);
+    symlink(OsStr::from_bytes(b"t\xfe"), s.upper().join("link")).unwrap();
+    let diff = s.scan();
+    let json = serde_json::to_value(&diff.changes).unwrap();
+    assert_eq!(json[0]["path"], "bad\u{fffd}name");
+    assert_eq!(json[0]["kind"], "created");
+    assert_eq!(json[1]["link_target"], "t\u{fffd}");
+    // Apply uses the real bytes.
+    let t = s.target("t");
+    let report = diff.apply_to(&t, |_| true).unwrap();
+    assert_eq!(fs::read(t.join(name)).unwrap(), b"x");
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["applied"][0], "bad\u{fffd}name");
+}
