@@ -30,6 +30,8 @@ pub mod seccomp;
 pub mod session;
 mod supervise;
 mod sys;
+/// What a sandbox changed in an `--overlay` workspace: scan, review, apply.
+pub mod workspace;
 
 pub use child::{
     Child, ChildStderr, ChildStdin, ChildStdout, ExitStatus, LimitsLevel, Output, Stdio,

@@ -498,3 +498,68 @@ pub fn set_process_title(name: &CStr) {
         area[..n].copy_from_slice(&bytes[..n]);
     }
 }
+
+/// `renameat2(old_dir, old, new_dir, new, flags)`: nix wraps it for glibc
+/// only, and `RENAME_NOREPLACE` is what makes a rename refuse to clobber.
+pub fn renameat2(
+    old_dir: BorrowedFd<'_>,
+    old: &CStr,
+    new_dir: BorrowedFd<'_>,
+    new: &CStr,
+    flags: c_uint,
+) -> Result<(), Errno> {
+    // SAFETY: both names are valid NUL-terminated strings and both fds are
+    // borrowed for the duration of the call.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            old_dir.as_raw_fd(),
+            old.as_ptr(),
+            new_dir.as_raw_fd(),
+            new.as_ptr(),
+            flags,
+        )
+    })?;
+    Ok(())
+}
+
+/// `fchmodat2(dir, name, mode, flags)` (Linux 6.6): the chmod that honours
+/// `AT_SYMLINK_NOFOLLOW`, so a symlink planted at `name` is refused
+/// (`EOPNOTSUPP`) instead of followed.
+pub fn fchmodat2(dir: BorrowedFd<'_>, name: &CStr, mode: u32, flags: c_int) -> Result<(), Errno> {
+    // SAFETY: `name` is a valid NUL-terminated string and `dir` is borrowed
+    // for the duration of the call.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fchmodat2,
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            mode as libc::mode_t,
+            flags,
+        )
+    })?;
+    Ok(())
+}
+
+/// Read extended attribute `name` of the file open at `fd` into `buf`: its
+/// length, or `None` when it is not set (or the filesystem has no xattrs).
+/// Values longer than `buf` are `ERANGE`.
+pub fn fgetxattr(fd: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> Result<Option<usize>, Errno> {
+    // SAFETY: `name` is NUL-terminated, `buf` is writable for `buf.len()`
+    // bytes, and `fd` is borrowed for the duration of the call.
+    let n = unsafe {
+        libc::fgetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n >= 0 {
+        return Ok(Some(n as usize));
+    }
+    match Errno::last() {
+        Errno::ENODATA | Errno::EOPNOTSUPP => Ok(None),
+        e => Err(e),
+    }
+}
