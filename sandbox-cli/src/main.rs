@@ -3,6 +3,7 @@
 //! exit codes are the stable contract of DESIGN.md.
 
 mod report;
+mod workspace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -97,6 +98,15 @@ struct RunArgs {
     /// hits, exit) here as JSON lines, as they happen.
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
+    /// After the command, write what it changed under each --overlay path
+    /// (created, modified, deleted, renamed) here as JSON.
+    #[arg(long, value_name = "FILE")]
+    diff: Option<PathBuf>,
+    /// If the command exits 0, apply every change it made under each
+    /// --overlay path to the host copy (file by file, atomically, never
+    /// through a symlink or outside the tree).
+    #[arg(long)]
+    apply: bool,
     /// Hostname inside (default stockade).
     #[arg(long, value_name = "NAME")]
     hostname: Option<String>,
@@ -221,15 +231,21 @@ fn run(args: &RunArgs) -> ExitCode {
         let (seen, file) = (events.clone(), events_file.clone());
         // The CLI is small and single-threaded: it does the helper's setup
         // itself.
-        sb.on_event(move |e| {
-            if let Some(f) = file.as_ref() {
-                write_event_line(f, &report::Line::new(e));
-            }
-            if let Ok(mut v) = seen.lock() {
-                v.push(e.clone());
-            }
-        })
-        .status_in_this_process()
+        let mut child = sb
+            .on_event(move |e| {
+                if let Some(f) = file.as_ref() {
+                    write_event_line(f, &report::Line::new(e));
+                }
+                if let Ok(mut v) = seen.lock() {
+                    v.push(e.clone());
+                }
+            })
+            .spawn_in_this_process()?;
+        let status = child.wait()?;
+        if args.diff.is_some() || args.apply {
+            workspace::review(&child, &status, args.diff.as_deref(), args.apply);
+        }
+        Ok(status)
     });
     if let (Err(e), Some(f)) = (&outcome, events_file.as_ref()) {
         write_event_line(f, &report::SetupFailed::new(e));

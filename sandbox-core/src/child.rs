@@ -326,10 +326,16 @@ impl Child {
         self.log.snapshot(None)
     }
 
-    /// The overlay upper directories (`--overlay`), kept readable after the
-    /// sandbox has ended, for the workspace diff.
-    pub(crate) fn overlays(&self) -> &[crate::fs::Upper] {
-        &self.overlays
+    /// What the command changed under each `--overlay` path: created,
+    /// modified, deleted and renamed entries, compared with the host copy,
+    /// with their new contents readable and appliable to the host
+    /// ([`crate::workspace`]). Call it after [`Child::wait`]: the writes are
+    /// kept (in memory, up to the overlay's size cap) as long as this handle
+    /// or a returned diff lives. Empty without overlays.
+    pub fn workspace_diff(
+        &self,
+    ) -> Result<Vec<crate::workspace::WorkspaceDiff>, crate::workspace::WorkspaceError> {
+        crate::fs::diff_uppers(&self.overlays)
     }
 
     /// Serve this sandbox's proxy listeners until it ends.

@@ -337,8 +337,14 @@ impl Sandbox {
     /// saving one program start. A process with more than one thread gets the
     /// helper as usual, since cloning a threaded process is unsafe.
     pub fn status_in_this_process(&self) -> Result<ExitStatus, Error> {
-        self.spawn_mode([Stdio::Inherit, Stdio::Inherit, Stdio::Inherit], true)?
-            .wait()
+        self.spawn_in_this_process()?.wait()
+    }
+
+    /// [`Sandbox::spawn`] done as [`Sandbox::status_in_this_process`] does
+    /// it, for a caller that needs the [`Child`] afterwards (its events or
+    /// workspace diff).
+    pub fn spawn_in_this_process(&self) -> Result<Child, Error> {
+        self.spawn_mode([Stdio::Inherit, Stdio::Inherit, Stdio::Inherit], true)
     }
 
     /// Keep one sandbox for this policy's identity (inside and host ids)

@@ -36,3 +36,13 @@ pub(crate) fn uppers(mounts: &[plan::MountOp], dirs: Vec<OwnedFd>) -> Vec<Upper>
         })
         .collect()
 }
+
+/// Scan every overlay's upper against its host copy.
+pub(crate) fn diff_uppers(
+    uppers: &[Upper],
+) -> Result<Vec<crate::workspace::WorkspaceDiff>, crate::workspace::WorkspaceError> {
+    uppers
+        .iter()
+        .map(|u| crate::workspace::WorkspaceDiff::scan(u.dir.clone(), &u.src, &u.dst))
+        .collect()
+}

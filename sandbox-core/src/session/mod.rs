@@ -153,9 +153,14 @@ impl Session {
         self.shared.log.snapshot(None)
     }
 
-    /// The overlay upper directories (`--overlay`), for the workspace diff.
-    pub(crate) fn overlays(&self) -> &[crate::fs::Upper] {
-        &self.overlays
+    /// What the session's commands changed under each `--overlay` path so
+    /// far (see [`crate::Child::workspace_diff`]). Between commands, it is
+    /// the state after the last one; while one runs, a snapshot of a moving
+    /// tree.
+    pub fn workspace_diff(
+        &self,
+    ) -> Result<Vec<crate::workspace::WorkspaceDiff>, crate::workspace::WorkspaceError> {
+        crate::fs::diff_uppers(&self.overlays)
     }
 
     /// A command to run in this session; `argv[0]` is looked up in the
