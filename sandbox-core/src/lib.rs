@@ -10,6 +10,10 @@
 //! this crate can act as that helper, so nothing needs installing.
 #![warn(missing_docs)]
 
+/// Landlock denials from the kernel's audit log. Internal: the crate wires it
+/// into runs; public (hidden) only for the integration tests.
+#[doc(hidden)]
+pub mod audit;
 mod capture;
 mod cgroup;
 mod child;
@@ -30,6 +34,7 @@ pub mod session;
 mod supervise;
 mod sys;
 
+pub use audit::LandlockDenial;
 pub use child::{
     Child, ChildStderr, ChildStdin, ChildStdout, ExitStatus, LimitsLevel, Output, Stdio,
 };
