@@ -168,12 +168,20 @@ impl Hub {
             ),
             e => failed("joining the audit read-only group", &e),
         })?;
-        let (wake_rx, wake_tx) =
-            UnixStream::pair().map_err(|e| failed("creating the wake-up channel", &e))?;
-        for s in [&wake_rx, &wake_tx] {
-            s.set_nonblocking(true)
-                .map_err(|e| failed("creating the wake-up channel", &e))?;
-        }
+        let (hub, wake_rx) = Hub::new().map_err(|e| failed("creating the wake-up channel", &e))?;
+        let reader = Arc::clone(&hub);
+        std::thread::Builder::new()
+            .name("stockade-audit".into())
+            .spawn(move || reader.run(sock, wake_rx))
+            .map_err(|e| failed("spawning the reader thread", &e))?;
+        Ok(hub)
+    }
+
+    /// A hub and the reading end of its wake-up channel; no thread yet.
+    fn new() -> std::io::Result<(Arc<Hub>, UnixStream)> {
+        let (wake_rx, wake_tx) = UnixStream::pair()?;
+        wake_rx.set_nonblocking(true)?;
+        wake_tx.set_nonblocking(true)?;
         let hub = Arc::new(Hub {
             state: Mutex::new(State {
                 correlator: Correlator::new(),
@@ -187,12 +195,7 @@ impl Hub {
             delivery: Mutex::new(()),
             wake: wake_tx,
         });
-        let reader = Arc::clone(&hub);
-        std::thread::Builder::new()
-            .name("stockade-audit".into())
-            .spawn(move || reader.run(sock, wake_rx))
-            .map_err(|e| failed("spawning the reader thread", &e))?;
-        Ok(hub)
+        Ok((hub, wake_rx))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -411,5 +414,100 @@ impl Hub {
     fn fail(&self, e: Errno) {
         self.lock().failed = Some(e);
         self.changed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::record::{parse, AUDIT_EOE, AUDIT_LANDLOCK_ACCESS, AUDIT_LANDLOCK_DOMAIN};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    fn records(first_serial: u64, n: u64) -> Vec<record::Record> {
+        let mut v = vec![parse(
+            AUDIT_LANDLOCK_DOMAIN,
+            "audit(1.000:1): domain=aa status=allocated mode=enforcing pid=77 uid=0 exe=\"/x\" comm=\"x\"",
+        )
+        .unwrap()];
+        for s in first_serial..first_serial + n {
+            let text = format!(
+                "audit(1.000:{s}): domain=aa blockers=fs.read_file path=\"/f\" dev=\"vda\" ino=1"
+            );
+            v.push(parse(AUDIT_LANDLOCK_ACCESS, &text).unwrap());
+            v.push(parse(AUDIT_EOE, &format!("audit(1.000:{s}): ")).unwrap());
+        }
+        v
+    }
+
+    #[test]
+    fn a_flood_is_capped_per_watch_and_counted() {
+        let (hub, _wake) = Hub::new().unwrap();
+        let calls = Arc::new(AtomicU64::new(0));
+        let c = Arc::clone(&calls);
+        let watch = hub.watch(
+            77,
+            Arc::new(move |_| {
+                c.fetch_add(1, Ordering::Relaxed);
+            }),
+        );
+        let extra = 25;
+        let mut recs = records(2, MAX_DENIALS_PER_WATCH + extra);
+        hub.take(&mut recs, 0, None);
+        assert_eq!(calls.load(Ordering::Relaxed), MAX_DENIALS_PER_WATCH);
+        assert_eq!(
+            watch.stats(),
+            WatchStats {
+                delivered: MAX_DENIALS_PER_WATCH,
+                dropped: extra,
+                kernel_denials: None
+            }
+        );
+    }
+
+    #[test]
+    fn no_sink_call_after_the_watch_is_dropped() {
+        let (hub, _wake) = Hub::new().unwrap();
+        let calls = Arc::new(AtomicU64::new(0));
+        let c = Arc::clone(&calls);
+        let watch = hub.watch(
+            77,
+            Arc::new(move |_| {
+                c.fetch_add(1, Ordering::Relaxed);
+            }),
+        );
+        hub.take(&mut records(2, 1), 0, None);
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
+        drop(watch);
+        hub.take(&mut records(3, 1), 0, None);
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_flush_is_answered_by_the_first_pass_after_its_barrier() {
+        let (hub, _wake) = Hub::new().unwrap();
+        let calls = Arc::new(AtomicU64::new(0));
+        let c = Arc::clone(&calls);
+        let _watch = hub.watch(
+            77,
+            Arc::new(move |_| {
+                c.fetch_add(1, Ordering::Relaxed);
+            }),
+        );
+        // An event without its end: held until a flush's pass finishes it.
+        let mut recs = records(2, 1);
+        recs.pop();
+        hub.take(&mut recs, 0, Some(Instant::now()));
+        assert_eq!(calls.load(Ordering::Relaxed), 0);
+        let flusher = {
+            let hub = Arc::clone(&hub);
+            std::thread::spawn(move || hub.flush(Duration::from_secs(10)))
+        };
+        // Play the reader: passes until the flush is answered.
+        while !flusher.is_finished() {
+            std::thread::sleep(Duration::from_millis(2));
+            hub.take(&mut Vec::new(), 0, Some(Instant::now()));
+        }
+        assert!(flusher.join().unwrap());
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
     }
 }
