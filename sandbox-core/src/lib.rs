@@ -10,8 +10,8 @@
 //! this crate can act as that helper, so nothing needs installing.
 #![warn(missing_docs)]
 
-/// Landlock denials from the kernel's audit log. Internal: the crate wires it
-/// into runs; public (hidden) only for the integration tests.
+// Landlock denials from the kernel's audit log. Internal: the crate wires it
+// into runs; public (hidden) only for the integration tests and fuzzing.
 #[doc(hidden)]
 pub mod audit;
 mod capture;

@@ -71,7 +71,7 @@ pub struct Counters {
     pub unattributed: u64,
     /// Unwatched denials pushed out of the backlog by newer ones.
     pub backlog_overflow: u64,
-    /// Access records beyond [`MAX_ACCESS_PER_EVENT`] in one event.
+    /// Access records beyond the per-event limit (8) in one event.
     pub oversized_events: u64,
 }
 
