@@ -10,6 +10,10 @@
 //! this crate can act as that helper, so nothing needs installing.
 #![warn(missing_docs)]
 
+// Landlock denials from the kernel's audit log. Internal: the crate wires it
+// into runs; public (hidden) only for the integration tests and fuzzing.
+#[doc(hidden)]
+pub mod audit;
 mod capture;
 mod cgroup;
 mod child;
@@ -33,6 +37,7 @@ mod sys;
 /// What a sandbox changed in an `--overlay` workspace: scan, review, apply.
 pub mod workspace;
 
+pub use audit::LandlockDenial;
 pub use child::{
     Child, ChildStderr, ChildStdin, ChildStdout, ExitStatus, LimitsLevel, Output, Stdio,
 };
