@@ -286,6 +286,7 @@ pub struct Child {
     limits_level: LimitsLevel,
     log: Arc<crate::events::Log>,
     overlays: Vec<crate::fs::Upper>,
+    landlock: Option<crate::events::landlock::Watch>,
 }
 
 impl Child {
@@ -312,7 +313,21 @@ impl Child {
             limits_level: l.limits_level,
             log,
             overlays,
+            landlock: None,
         }
+    }
+
+    /// Keep `watch` (the command's Landlock denials) and let the init reap
+    /// ([`wire::Plan::hold_reaping`]).
+    pub(crate) fn ack_start(
+        &mut self,
+        watch: Option<crate::events::landlock::Watch>,
+    ) -> Result<(), Error> {
+        self.landlock = watch;
+        if let Some(c) = &self.control {
+            wire::send(c.as_fd(), &wire::Control::Ack, &[])?;
+        }
+        Ok(())
     }
 
     /// The sandbox's id: random, in every [`crate::Event`] of it.
@@ -509,8 +524,12 @@ impl Child {
     /// The sandbox has ended with `status`: record it and clean up.
     fn ended(&mut self, status: ExitStatus) {
         self.status = Some(status);
-        // The proxy's last events (connections closing) come in `finish`.
+        // The proxy's last events (connections closing) come in `finish`,
+        // Landlock's last ones after the kernel's queue is drained.
         self.finish();
+        if let Some(w) = self.landlock.take() {
+            w.finish();
+        }
         crate::events::limit_events(&self.log, None, &status);
         self.log.push(
             None,

@@ -461,7 +461,10 @@ impl Sandbox {
 
     fn spawn_mode(&self, defaults: [Stdio; 3], in_process: bool) -> Result<Child, Error> {
         let started = Instant::now();
-        let plan = self.plan()?;
+        let mut plan = self.plan()?;
+        // Landlock's denials, where the kernel reports them: the reader
+        // must listen before the command runs.
+        plan.hold_reaping = crate::events::landlock::visible();
         let [d0, d1, d2] = defaults;
         let choose = |i: usize, d: Stdio| self.stdio[i].clone().unwrap_or(d);
         let (in_child, in_host) = connect(choose(0, d0), 0)?;
@@ -477,7 +480,6 @@ impl Sandbox {
             stdio.push(fd.try_clone()?);
         }
         let proxy_policy = self.proxy_policy()?;
-        let mut plan = plan;
         let (cgroup, limits_level) = self.limit_cgroup(&mut plan, &mut stdio)?;
         let mut launched = if in_process && self.helper.is_none() && launch::single_threaded() {
             launch::launch_in_process(&plan, stdio)?
@@ -506,6 +508,12 @@ impl Sandbox {
         );
         if let Some(listener) = syscall_listener {
             watch_refusals(listener, &plan, &log, None)?;
+        }
+        if plan.hold_reaping {
+            // The init holds the command unreaped until our ack.
+            let creator = crate::events::landlock::child_host_pid(child.pid(), None);
+            let watch = creator.and_then(|pid| crate::events::landlock::watch(pid, &log, None));
+            child.ack_start(watch)?;
         }
         if let Some(policy) = proxy_policy {
             let served = crate::proxy::serve(listeners, policy, Some(self.proxy_sink_into(&log)))
@@ -627,6 +635,8 @@ impl Sandbox {
             filter: filter.iter().map(crate::seccomp::pack).collect(),
             notify,
             refusals: Some(programs.errno.clone()),
+            // Decided at spawn (`spawn_mode`), where the audit reader starts.
+            hold_reaping: false,
             landlock,
             proxy_listeners: proxy,
             session,

@@ -9,16 +9,19 @@
 //!   the filter would have given and records it. Allowed syscalls never
 //!   leave the kernel.
 //!
-//! Filesystem denials are not in the stream on hosts where the kernel
-//! cannot report them (see the README's "Audit" section): a path outside
-//! the sandbox's root does not exist inside (`ENOENT`), and Landlock's own
-//! denials reach only the kernel audit log.
+//! - Landlock's denials (files, TCP ports, signals), where the kernel
+//!   reports them: its audit log, readable by a root caller with audit
+//!   enabled ([`landlock`], [`crate::audit`]). Elsewhere they are not in the
+//!   stream (`doctor` says why). A path outside the sandbox's root is not a
+//!   denial at all: it does not exist inside (`ENOENT`), which no kernel
+//!   interface reports.
 //!
 //! Events are delivered to the caller's callback as they happen
 //! ([`crate::Sandbox::on_event`]) and kept (bounded) for
 //! [`crate::Child::events`] and [`crate::Output::events`]. [`summary`]
 //! turns them into a short text block for an LLM's tool result.
 
+pub(crate) mod landlock;
 mod summary;
 pub(crate) mod syscalls;
 
@@ -78,6 +81,11 @@ pub enum EventKind {
     Proxy {
         /// The decision in full.
         proxy: ProxyEvent,
+    },
+    /// Landlock refused an access (from the kernel's audit log).
+    LandlockDenied {
+        /// The denial as the kernel logged it.
+        landlock: crate::audit::LandlockDenial,
     },
     /// The seccomp filter refused a syscall.
     SyscallDenied {
@@ -157,6 +165,13 @@ impl std::fmt::Display for Event {
                 pid,
                 ..
             } => write!(f, "syscall {syscall} denied ({errno_name}) to pid {pid}"),
+            EventKind::LandlockDenied { landlock: d } => {
+                write!(f, "landlock denied {}", d.blockers.join(","))?;
+                if let Some(p) = &d.path {
+                    write!(f, " on {p}")?;
+                }
+                Ok(())
+            }
             EventKind::Limit { detail, .. } => f.write_str(detail),
             EventKind::Dropped { count } => write!(f, "{count} more events not recorded"),
             EventKind::Notice { detail } => f.write_str(detail),

@@ -41,6 +41,7 @@ pub fn summary(events: &[Event]) -> String {
                 errno_name,
                 ..
             } => add(format!("syscall: {syscall} refused ({errno_name})")),
+            EventKind::LandlockDenied { landlock } => add(landlock_line(landlock)),
             EventKind::Limit { detail, .. } => add(format!("limit: {detail}")),
             EventKind::Dropped { count } => add(format!(
                 "{count} more events were not recorded (the sandbox kept trying)"
@@ -62,6 +63,60 @@ pub fn summary(events: &[Event]) -> String {
     }
     if lines.len() > MAX_LINES {
         out.push_str(&format!("- … and {} more\n", lines.len() - MAX_LINES));
+    }
+    out
+}
+
+/// A Landlock denial in words: what was refused on which object.
+fn landlock_line(d: &crate::audit::LandlockDenial) -> String {
+    let what: Vec<&str> = d
+        .blockers
+        .iter()
+        .map(|b| match b.as_str() {
+            "fs.read_file" | "fs.read_dir" => "read",
+            "fs.write_file" => "write",
+            "fs.execute" => "execute",
+            "fs.truncate" => "truncate",
+            "fs.refer" => "link or rename",
+            "fs.ioctl_dev" => "device ioctl",
+            b if b.starts_with("fs.make_") => "create",
+            b if b.starts_with("fs.remove_") => "delete",
+            "net.connect_tcp" => "TCP connect",
+            "net.bind_tcp" => "TCP bind",
+            "scope.signal" => "signal",
+            "scope.abstract_unix_socket" => "abstract socket connect",
+            other => other,
+        })
+        .collect();
+    let what = what.join("/");
+    let port = d.object.get("dest").or_else(|| d.object.get("src"));
+    match (d.blockers.first().map(String::as_str), &d.path, port) {
+        (Some(b), _, Some(port)) if b.starts_with("net.") => {
+            format!("network: {what} to port {} refused (Landlock)", safe(port))
+        }
+        (Some(b), Some(path), _) if b.starts_with("fs.") => {
+            format!("file: {what} of {} refused (Landlock)", safe(path))
+        }
+        _ => format!("access: {what} refused (Landlock)"),
+    }
+}
+
+/// Text from the sandbox (paths, ports) reduced to printable ASCII without
+/// quotes or backquotes, at most [`MAX_HOST`] * 2 characters.
+fn safe(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(MAX_HOST * 2)
+        .map(|c| {
+            if c.is_ascii_graphic() && !"`'\"".contains(c) {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if s.chars().count() > MAX_HOST * 2 {
+        out.push('…');
     }
     out
 }

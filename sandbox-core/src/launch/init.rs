@@ -216,6 +216,7 @@ fn build_and_run(
         &sigfd,
         plan.timeout_ms.map(Duration::from_millis),
         Duration::from_millis(plan.grace_ms),
+        plan.hold_reaping,
     );
     Ok(Some(Report::Exited {
         code: outcome.code,

@@ -16,7 +16,7 @@ use crate::fs::plan::MountOp;
 /// [`Control::Spawn`] and the `Command*` reports; 6: [`Control::Signal`] and
 /// [`Control::SignalCommand`]; 7: the seccomp listener and the overlay
 /// uppers travel with [`Report::Started`] and [`Report::CommandStarted`],
-/// [`Plan::notify`]).
+/// [`Plan::notify`], [`Plan::hold_reaping`] and [`Control::Ack`]).
 pub const PROTOCOL: u32 = 7;
 /// The crate version, so a mismatched helper can say which versions met.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -96,6 +96,12 @@ pub struct Plan {
     /// never sent.
     #[serde(skip)]
     pub refusals: Option<std::sync::Arc<crate::seccomp::BpfProgram>>,
+    /// Reap nothing until the host sends [`Control::Ack`] after the start
+    /// report: the host then still finds the command among the init's
+    /// children (to learn its host pid, which names its Landlock domain in
+    /// the kernel's audit log), however fast it ends.
+    #[serde(default)]
+    pub hold_reaping: bool,
     /// The caller's Landlock choices; the rules themselves follow from the
     /// mounts.
     pub landlock: crate::landlock::Settings,
@@ -208,6 +214,8 @@ pub enum SpawnFailure {
 pub enum Control {
     /// Kill the whole tree now.
     Kill,
+    /// The host has what it needed of the start report ([`Plan::hold_reaping`]).
+    Ack,
     /// Session: start a command. Its stdin, stdout, stderr, then the
     /// pass-through sources travel with it as descriptors.
     Spawn(Spawn),

@@ -78,14 +78,18 @@ pub(crate) fn poll_timeout(next: Option<Instant>) -> PollTimeout {
     }
 }
 
-/// Supervise `command` until it and everything it started are gone.
+/// Supervise `command` until it and everything it started are gone. With
+/// `hold_reaping`, nothing is reaped before the host's [`Control::Ack`] (or
+/// its end).
 pub fn supervise(
     command: Pid,
     control: BorrowedFd<'_>,
     sigfd: &SignalFd,
     timeout: Option<Duration>,
     grace: Duration,
+    hold_reaping: bool,
 ) -> Outcome {
+    let mut hold = hold_reaping;
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut kill_at: Option<Instant> = None;
     let mut timed_out = false;
@@ -100,7 +104,15 @@ pub fn supervise(
         };
         let timeout = poll_timeout(next);
         let mut fds = [
-            PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
+            // While held, SIGCHLD waits in the signalfd.
+            PollFd::new(
+                sigfd.as_fd(),
+                if hold {
+                    PollFlags::empty()
+                } else {
+                    PollFlags::POLLIN
+                },
+            ),
             PollFd::new(
                 control,
                 if host_gone {
@@ -130,6 +142,7 @@ pub fn supervise(
         {
             match wire::recv::<Control>(control, true) {
                 Ok(Some((Control::Kill, _))) => kill_all(libc::SIGKILL),
+                Ok(Some((Control::Ack, _))) => hold = false,
                 Ok(Some((Control::Signal { signal }, _))) => {
                     if wire::forwardable(signal) {
                         kill_all(signal);
@@ -141,6 +154,7 @@ pub fn supervise(
                 // The host is gone (or talks nonsense): nobody may outlive it.
                 _ => {
                     host_gone = true;
+                    hold = false;
                     kill_all(libc::SIGKILL);
                 }
             }

@@ -179,6 +179,8 @@ fn obey(
                 }
             }
             Ok(Some((Control::Kill, _))) => kill_all(libc::SIGKILL),
+            // Sessions never hold reaping.
+            Ok(Some((Control::Ack, _))) => {}
             Err(e) if e.raw_os_error() == Some(Errno::EAGAIN as i32) => return Ok(()),
             // End of stream, or a host that talks nonsense: nobody may
             // outlive it.
