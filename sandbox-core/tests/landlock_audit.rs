@@ -581,3 +581,83 @@ fn delivery_delay() {
     );
     assert!(delays[RUNS / 2] < Duration::from_millis(500), "{delays:?}");
 }
+
+/// End to end: a real sandbox's Landlock denials reach its event stream and
+/// the LLM summary, attributed to the sandbox (the host finds the command's
+/// host pid while the init holds reaping). A file under a path mounted but
+/// withheld from Landlock, and a TCP connect to a port Landlock refuses;
+/// positive control: a granted file is read, and is not reported.
+#[test]
+fn a_sandbox_records_its_landlock_denials() {
+    let _one = exclusive();
+    if audit::availability().err().map(|u| u.kind) == Some(Reason::NotPermitted) {
+        panic!("run as root");
+    }
+    let Some(_on) = AuditEnabled::set(1) else {
+        return;
+    };
+    // The verdict of the last second may predate enabling.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // Not under /tmp, whose own Landlock grant would cover it.
+    let dir =
+        std::path::Path::new("/var/tmp").join(format!("stockade-llaudit-{}", std::process::id()));
+    let (granted, withheld) = (dir.join("granted"), dir.join("withheld"));
+    std::fs::create_dir_all(&granted).unwrap();
+    std::fs::create_dir_all(&withheld).unwrap();
+    std::fs::write(granted.join("ok.txt"), ALLOWED_TEXT).unwrap();
+    std::fs::write(withheld.join("secret.txt"), "secret\n").unwrap();
+    let script = format!(
+        "cat {g}/ok.txt; cat {w}/secret.txt; \
+         python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", 22))' 2>/dev/null; exit 0",
+        g = granted.display(),
+        w = withheld.display()
+    );
+    let out = stockade::Sandbox::new()
+        .fs(stockade::Fs::minimal().ro(&granted).ro(&withheld))
+        .landlock_withhold(&withheld)
+        .command(["sh", "-c", &script])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), ALLOWED_TEXT);
+    let denials: Vec<&LandlockDenial> = out
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            stockade::EventKind::LandlockDenied { landlock } => Some(landlock),
+            _ => None,
+        })
+        .collect();
+    let secret = withheld.join("secret.txt").display().to_string();
+    assert!(
+        denials
+            .iter()
+            .any(|d| d.blockers == ["fs.read_file"] && d.path.as_deref() == Some(&secret)),
+        "{denials:#?}"
+    );
+    assert!(
+        denials.iter().any(|d| d.blockers == ["net.connect_tcp"]
+            && d.object.get("dest").map(String::as_str) == Some("22")),
+        "{denials:#?}"
+    );
+    assert!(
+        !denials
+            .iter()
+            .any(|d| d.path.as_deref().is_some_and(|p| p.contains("ok.txt"))),
+        "{denials:#?}"
+    );
+    // Before the exit event: the run's record is complete when it ends.
+    assert!(matches!(
+        out.events.last().unwrap().kind,
+        stockade::EventKind::Exit { .. }
+    ));
+    let summary = stockade::events::summary(&out.events);
+    assert!(
+        summary.contains(&format!("- file: read of {secret} refused (Landlock)")),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("- network: TCP connect to port 22 refused (Landlock)"),
+        "{summary}"
+    );
+}
