@@ -274,6 +274,7 @@ pub struct Child {
     proxy: Option<crate::proxy::Served>,
     cgroup: Option<crate::cgroup::SandboxCgroup>,
     limits_level: LimitsLevel,
+    expected: crate::attest::Expected,
 }
 
 impl Child {
@@ -292,7 +293,24 @@ impl Child {
             proxy: None,
             cgroup: l.cgroup,
             limits_level: l.limits_level,
+            expected: Default::default(),
         }
+    }
+
+    /// What [`Child::attest`] holds this sandbox to.
+    pub(crate) fn expect(&mut self, expected: crate::attest::Expected) {
+        self.expected = expected;
+    }
+
+    /// Check the sandbox's containment from the host side, reading only kernel
+    /// state, against what was asked for (ids, limits, cgroup): see
+    /// [`crate::attest`]. An error once the sandbox has ended.
+    pub fn attest(&self) -> Result<crate::attest::Report, crate::attest::AttestError> {
+        if self.status.is_some() {
+            return Err(crate::attest::AttestError::Vanished(self.pid));
+        }
+        let expected = self.expected.with_cgroup(self.cgroup.as_ref());
+        crate::attest::attest(self.pid, &expected)
     }
 
     /// Serve this sandbox's proxy listeners until it ends.
