@@ -1,19 +1,21 @@
 //! The sandbox's cgroups as the host sees them: where the init is in each
-//! hierarchy that can limit it (v1 `memory`, `pids`, `cpu`; v2), whether that
+//! hierarchy stockade places it in (v1 `memory`, `pids`, `cpu`, `cpuacct`; v2), whether that
 //! is a cgroup of its own, and the limit files there.
 
 use std::path::{Path, PathBuf};
 
 use crate::doctor::parse::{parse_mountinfo, parse_proc_cgroup, Mount};
 
-/// The hierarchies that carry stockade's limits, with their limit files.
-const HIERARCHIES: [(&str, &[&str]); 4] = [
+/// The hierarchies stockade places a sandbox in, with their limit files
+/// (`cpuacct` only counts: it has none).
+const HIERARCHIES: [(&str, &[&str]); 5] = [
     (
         "memory",
         &["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"],
     ),
     ("pids", &["pids.max"]),
     ("cpu", &["cpu.cfs_quota_us", "cpu.cfs_period_us"]),
+    ("cpuacct", &[]),
     (
         "unified",
         &["memory.max", "memory.swap.max", "pids.max", "cpu.max"],
@@ -23,7 +25,7 @@ const HIERARCHIES: [(&str, &[&str]); 4] = [
 /// The init's cgroup in one hierarchy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Dir {
-    /// `memory`, `pids`, `cpu` (v1) or `unified` (v2).
+    /// `memory`, `pids`, `cpu`, `cpuacct` (v1) or `unified` (v2).
     pub hierarchy: &'static str,
     /// The path as in `/proc/PID/cgroup`.
     pub path: String,

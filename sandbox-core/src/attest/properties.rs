@@ -589,7 +589,11 @@ fn cgroup_limits(s: &Snapshot, expected: &Expected) -> Check {
         view.own()
             .map(|d| {
                 let files: Vec<String> = d.files.iter().map(|(n, v)| format!("{n} {v}")).collect();
-                format!("{}:{} ({})", d.hierarchy, d.path, files.join(", "))
+                if files.is_empty() {
+                    format!("{}:{}", d.hierarchy, d.path)
+                } else {
+                    format!("{}:{} ({})", d.hierarchy, d.path, files.join(", "))
+                }
             })
             .collect()
     };
