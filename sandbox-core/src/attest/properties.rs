@@ -598,14 +598,16 @@ fn cgroup_limits(s: &Snapshot, expected: &Expected) -> Check {
             .collect()
     };
     let who_root = who(root, None);
-    // Without the host's record, a pids limit without a cgroup shows as the
-    // commands' RLIMIT_NPROC.
+    // Without the host's record, a pids limit without a cgroup shows as a
+    // command's RLIMIT_NPROC other than the one the init inherited.
     let mut rlimited = false;
-    if expected.limits.is_none() {
+    let inherited = init(s).and_then(|i| i.proc.max_processes);
+    if expected.limits.is_none() && s.init.is_some() {
         for m in commands(s) {
-            if let Some((Some(soft), hard)) = m.proc.max_processes {
+            if let Some((Some(soft), hard)) = m.proc.max_processes.filter(|&l| Some(l) != inherited)
+            {
                 let hard = hard.map_or("unlimited".to_string(), |h| h.to_string());
-                let what = format!("RLIMIT_NPROC {soft} (hard {hard})");
+                let what = format!("RLIMIT_NPROC {soft} (hard {hard}), set for the sandbox");
                 f.add(Outcome::Pass, who(m, None), what);
                 rlimited = true;
             }
