@@ -119,7 +119,7 @@ impl Findings {
                 (o, format!("{names}: {what}"))
             })
             .collect();
-        evidence.sort_by(|a, b| b.0.cmp(&a.0));
+        evidence.sort_by_key(|e| std::cmp::Reverse(e.0));
         let mut evidence: Vec<String> = evidence.into_iter().map(|(_, e)| e).collect();
         if evidence.is_empty() {
             evidence.push(empty.1.to_string());
@@ -566,107 +566,25 @@ fn id_maps_of(p: &Proc, expected: &Expected, owner: Option<u32>) -> (Outcome, St
 /// limits asked for; a sandbox without limits has no cgroup of its own.
 fn cgroup_limits(s: &Snapshot, expected: &Expected) -> Check {
     let mut f = Findings::default();
-    let view = &s.cgroup;
-    let root = &s.members[0];
-    // Nobody left the sandbox's own cgroups.
-    for d in view.own() {
-        for m in &s.members[1..] {
-            match super::cgroup::path_in(&m.proc.cgroup, d.hierarchy) {
-                Some(p) if p == d.path => {}
-                Some(p) => f.add(
-                    Outcome::Fail,
-                    who(m, None),
-                    format!(
-                        "in {}:{p}, outside the sandbox's {}:{}",
-                        d.hierarchy, d.hierarchy, d.path
-                    ),
-                ),
-                None => {}
-            }
-        }
-    }
-    let values = || -> Vec<String> {
-        view.own()
-            .map(|d| {
-                let files: Vec<String> = d.files.iter().map(|(n, v)| format!("{n} {v}")).collect();
-                if files.is_empty() {
-                    format!("{}:{}", d.hierarchy, d.path)
-                } else {
-                    format!("{}:{} ({})", d.hierarchy, d.path, files.join(", "))
-                }
-            })
-            .collect()
-    };
-    let who_root = who(root, None);
-    // Without the host's record, a pids limit without a cgroup shows as a
-    // command's RLIMIT_NPROC other than the one the init inherited.
-    let mut rlimited = false;
-    let inherited = init(s).and_then(|i| i.proc.max_processes);
-    if expected.limits.is_none() && s.init.is_some() {
-        for m in commands(s) {
-            if let Some((Some(soft), hard)) = m.proc.max_processes.filter(|&l| Some(l) != inherited)
-            {
-                let hard = hard.map_or("unlimited".to_string(), |h| h.to_string());
-                let what = format!("RLIMIT_NPROC {soft} (hard {hard}), set for the sandbox");
-                f.add(Outcome::Pass, who(m, None), what);
-                rlimited = true;
-            }
-        }
-    }
+    stayed_in_own_cgroup(s, &mut f);
+    let root = who(&s.members[0], None);
     match &expected.limits {
-        None if view.own().next().is_none() => f.add(
-            Outcome::Pass,
-            who_root,
-            if rlimited {
-                "no cgroup of its own (it shares its creator's)"
-            } else {
-                "no limits set: no cgroup of its own (it shares its creator's)"
-            },
-        ),
-        None => {
-            for v in values() {
-                f.add(Outcome::Pass, who_root.clone(), format!("own cgroup {v}"));
-            }
-        }
+        None => shown_limits(s, &mut f),
         Some((_, LimitsLevel::None)) => f.add(
             Outcome::Pass,
-            who_root,
+            root,
             "no limits set (none were asked for): no cgroup of its own",
         ),
-        Some((limits, LimitsLevel::Rlimit)) => {
-            let n = limits.pids.unwrap_or(0);
-            let mut any = false;
-            for m in commands(s) {
-                any = true;
-                match m.proc.max_processes {
-                    Some((Some(a), Some(b))) if a == n && b == n => f.add(
-                        Outcome::Pass,
-                        who(m, None),
-                        format!("RLIMIT_NPROC {n} (pids asked; no usable cgroup)"),
-                    ),
-                    other => f.add(
-                        Outcome::Fail,
-                        who(m, None),
-                        format!("RLIMIT_NPROC {other:?}, asked pids {n}"),
-                    ),
-                }
-            }
-            if !any {
-                f.note("no command process is running: RLIMIT_NPROC is set on commands only");
-            }
-        }
+        Some((limits, LimitsLevel::Rlimit)) => rlimit_matches(s, limits, &mut f),
         Some((limits, _)) => {
             for dir in &expected.cgroup_dirs {
-                if !view.own().any(|d| d.dir.as_ref() == Some(dir)) {
-                    f.add(
-                        Outcome::Fail,
-                        who_root.clone(),
-                        format!("not in {}, the cgroup made for it", dir.display()),
-                    );
+                if !s.cgroup.own().any(|d| d.dir.as_ref() == Some(dir)) {
+                    let what = format!("not in {}, the cgroup made for it", dir.display());
+                    f.add(Outcome::Fail, root.clone(), what);
                 }
             }
-            for (o, what) in limit_matches(view, limits) {
-                f.add(o, who_root.clone(), what);
+            for (o, what) in limit_matches(&s.cgroup, limits) {
+                f.add(o, root.clone(), what);
             }
         }
     }
@@ -676,73 +594,142 @@ fn cgroup_limits(s: &Snapshot, expected: &Expected) -> Check {
     )
 }
 
-/// Each asked limit against the files of the sandbox's own cgroups.
-fn limit_matches(view: &super::cgroup::View, limits: &crate::Limits) -> Vec<(Outcome, String)> {
-    let own = |h: &str| view.get(h).filter(|d| d.own);
-    let mut out = Vec::new();
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .map_or(4096, |p| p as u64);
-    let mut judge =
-        |found: Option<(String, String)>, want: String, ok: &dyn Fn(&str) -> bool, what: &str| {
-            out.push(match found {
-                Some((file, v)) if ok(&v) => {
-                    (Outcome::Pass, format!("{file} {v} ({what} asked: {want})"))
-                }
-                Some((file, v)) => (
+/// Every process is where the init is in each of the sandbox's own cgroups.
+fn stayed_in_own_cgroup(s: &Snapshot, f: &mut Findings) {
+    for d in s.cgroup.own() {
+        for m in &s.members[1..] {
+            match super::cgroup::path_in(&m.proc.cgroup, d.hierarchy) {
+                Some(p) if p != d.path => f.add(
                     Outcome::Fail,
-                    format!("{file} {v}, but {what} {want} was asked"),
-                ),
-                None => (
-                    Outcome::Fail,
+                    who(m, None),
                     format!(
-                        "{what} {want} was asked but the sandbox's cgroup has no {what} limit file"
+                        "in {h}:{p}, outside the sandbox's {h}:{}",
+                        d.path,
+                        h = d.hierarchy
                     ),
                 ),
-            });
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Without the host's record: the own cgroups and their limit files, or the
+/// commands' RLIMIT_NPROC when the sandbox set one (it differs from the one
+/// the init inherited), or that there are no limits.
+fn shown_limits(s: &Snapshot, f: &mut Findings) {
+    let root = who(&s.members[0], None);
+    let mut any = false;
+    for d in s.cgroup.own() {
+        let files: Vec<String> = d.files.iter().map(|(n, v)| format!("{n} {v}")).collect();
+        let files = if files.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", files.join(", "))
         };
-    let file = |h: &str, name: &str| {
-        own(h).and_then(|d| {
-            Some((
-                format!("{}/{name}", d.path.trim_end_matches('/')),
-                d.file(name)?.to_string(),
-            ))
-        })
-    };
+        let what = format!("own cgroup {}:{}{files}", d.hierarchy, d.path);
+        f.add(Outcome::Pass, root.clone(), what);
+        any = true;
+    }
+    let inherited = init(s).and_then(|i| i.proc.max_processes);
+    for m in commands(s).filter(|_| s.init.is_some()) {
+        if let Some((Some(soft), hard)) = m.proc.max_processes.filter(|&l| Some(l) != inherited) {
+            let hard = hard.map_or("unlimited".to_string(), |h| h.to_string());
+            let what = format!("RLIMIT_NPROC {soft} (hard {hard}), set for the sandbox");
+            f.add(Outcome::Pass, who(m, None), what);
+            any = true;
+        }
+    }
+    if !any {
+        let what = "no limits set: no cgroup of its own (it shares its creator's)";
+        f.add(Outcome::Pass, root, what);
+    } else if s.cgroup.own().next().is_none() {
+        f.add(Outcome::Pass, root, "no cgroup of its own");
+    }
+}
+
+/// `--pids` without a usable cgroup: every command's RLIMIT_NPROC.
+fn rlimit_matches(s: &Snapshot, limits: &crate::Limits, f: &mut Findings) {
+    let n = limits.pids.unwrap_or(0);
+    for m in commands(s) {
+        match m.proc.max_processes {
+            Some((Some(a), Some(b))) if a == n && b == n => f.add(
+                Outcome::Pass,
+                who(m, None),
+                format!("RLIMIT_NPROC {n} (pids asked; no usable cgroup)"),
+            ),
+            other => f.add(
+                Outcome::Fail,
+                who(m, None),
+                format!("RLIMIT_NPROC {other:?}, but pids {n} was asked"),
+            ),
+        }
+    }
+    if commands(s).next().is_none() {
+        f.note("no command process is running: RLIMIT_NPROC is set on commands only");
+    }
+}
+
+/// Each asked limit against the files of the sandbox's own cgroups.
+fn limit_matches(view: &super::cgroup::View, limits: &crate::Limits) -> Vec<(Outcome, String)> {
+    let mut out = Vec::new();
     if let Some(bytes) = limits.memory {
         // The kernel keeps whole pages.
+        let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .map_or(4096, |p| p as u64);
         let want = bytes / page * page;
-        let found =
-            file("memory", "memory.limit_in_bytes").or_else(|| file("unified", "memory.max"));
-        judge(
-            found,
-            bytes.to_string(),
-            &|v| v.parse() == Ok(want),
-            "memory",
-        );
+        let found = limit_file(view, "memory", "memory.limit_in_bytes")
+            .or_else(|| limit_file(view, "unified", "memory.max"));
+        let asked = bytes.to_string();
+        out.push(compare("memory", &asked, found, |v| v.parse() == Ok(want)));
     }
     if let Some(n) = limits.pids {
-        let found = file("pids", "pids.max").or_else(|| file("unified", "pids.max"));
-        judge(found, n.to_string(), &|v| v.parse() == Ok(n), "pids");
+        let found = limit_file(view, "pids", "pids.max")
+            .or_else(|| limit_file(view, "unified", "pids.max"));
+        out.push(compare("pids", &n.to_string(), found, |v| {
+            v.parse() == Ok(n)
+        }));
     }
     if let Some(millis) = limits.cpu_millis {
         let period = crate::cgroup::CPU_PERIOD_US;
-        let quota = millis.saturating_mul(period) / 1000;
-        let v1 = file("cpu", "cpu.cfs_quota_us").zip(file("cpu", "cpu.cfs_period_us"));
-        let found = match v1 {
-            Some(((qf, q), (pf, p))) => Some((format!("{qf} and {pf}"), format!("{q} {p}"))),
-            None => file("unified", "cpu.max"),
-        };
-        let want = format!("{quota} {period}");
-        judge(
-            found,
-            format!("{millis} milli-cores"),
-            &|v| v == want,
-            "cpu",
-        );
+        let want = format!("{} {period}", millis.saturating_mul(period) / 1000);
+        // v1 keeps quota and period in two files; v2 `cpu.max` is "quota period".
+        let v1 = limit_file(view, "cpu", "cpu.cfs_quota_us")
+            .zip(limit_file(view, "cpu", "cpu.cfs_period_us"))
+            .map(|((q, qv), (_, pv))| (format!("{q} and cpu.cfs_period_us"), format!("{qv} {pv}")));
+        let found = v1.or_else(|| limit_file(view, "unified", "cpu.max"));
+        let asked = format!("{millis} milli-cores");
+        out.push(compare("cpu", &asked, found, |v| v == want));
     }
     out
+}
+
+/// (`path/file`, contents) of a limit file in the sandbox's own cgroup.
+fn limit_file(view: &super::cgroup::View, hierarchy: &str, name: &str) -> Option<(String, String)> {
+    let d = view.get(hierarchy).filter(|d| d.own)?;
+    let path = format!("{}/{name}", d.path.trim_end_matches('/'));
+    Some((path, d.file(name)?.to_string()))
+}
+
+fn compare(
+    what: &str,
+    asked: &str,
+    found: Option<(String, String)>,
+    ok: impl Fn(&str) -> bool,
+) -> (Outcome, String) {
+    match found {
+        Some((file, v)) if ok(&v) => (Outcome::Pass, format!("{file} {v} ({what} asked: {asked})")),
+        Some((file, v)) => (
+            Outcome::Fail,
+            format!("{file} {v}, but {what} {asked} was asked"),
+        ),
+        None => (
+            Outcome::Fail,
+            format!("{what} {asked} was asked but the sandbox's cgroup has no {what} limit file"),
+        ),
+    }
 }
 
 /// `landlock`: not exposed by the kernel.

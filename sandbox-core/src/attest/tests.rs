@@ -538,7 +538,10 @@ fn without_the_hosts_record_only_an_rlimit_the_sandbox_set_counts() {
     command(&mut s).max_processes = Some((Some(16), Some(16)));
     s.members[0].proc.max_processes = Some((Some(96365), Some(96365)));
     let text = evidence(&s, &e, Property::CgroupLimits);
-    assert!(text.contains("RLIMIT_NPROC 16 (hard 16), set for the sandbox"), "{text}");
+    assert!(
+        text.contains("RLIMIT_NPROC 16 (hard 16), set for the sandbox"),
+        "{text}"
+    );
     assert!(!text.contains("no limits set"), "{text}");
     // Inherited from the creator like the init's: not a limit of the sandbox.
     command(&mut s).max_processes = Some((Some(96365), Some(96365)));
