@@ -10,7 +10,6 @@
 //! this crate can act as that helper, so nothing needs installing.
 #![warn(missing_docs)]
 
-/// Attestation from outside: a sandbox's containment read from kernel state.
 pub mod attest;
 mod capture;
 mod cgroup;
