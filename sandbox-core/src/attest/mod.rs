@@ -38,11 +38,19 @@
 //!   more is a pass with a note; fewer is a failure.
 //! - **Reading the init as an unprivileged user**: the init is non-dumpable,
 //!   and the kernel lets only a `CAP_SYS_PTRACE` holder read its `ns/*` links.
-//!   Then `pid-ns` is decided by its `NSpid` depth (a deeper pid namespace is a
-//!   different one) and `user-ns` by its `uid_map` (the kernel shows the same
-//!   map for the same namespace to the same reader, so a different map is a
-//!   different namespace); the other types are `unknown` for the init (run as
-//!   root to read them), while its commands are read as usual.
+//!   Then other world-readable files decide where they can: `pid-ns` by its
+//!   `NSpid` depth (a deeper pid namespace is a different one), `user-ns` by
+//!   its `uid_map` (the kernel shows the same map for the same namespace to the
+//!   same reader, so a different map is a different namespace), `net-ns` by
+//!   its `net/dev` interface list differing from ours, `mnt-ns` by a mount id
+//!   in its `mountinfo` that ours lacks. `uts-ns`, `ipc-ns`, `cgroup-ns` and
+//!   `time-ns` stay `unknown` for the init (attest as root to read them), while
+//!   its commands are read as usual.
+//! - **Judging without the host's record** (`stockade attest`): the id maps
+//!   must have the launcher's shape (one id each, `setgroups` deny, never host
+//!   root, and for a user namespace created by a non-root uid, that uid); a
+//!   cgroup is the sandbox's own when its creator (the init's parent) is in
+//!   another one, and its limit files are reported, not compared.
 //! - **Landlock**: Linux (6.18 included) has no interface that shows a task's
 //!   Landlock domain: no `/proc/PID/attr/landlock` (proposed, never merged), no
 //!   `status` field; since 6.15 the audit log names a domain only when it
