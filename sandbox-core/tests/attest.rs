@@ -247,6 +247,34 @@ fn an_idle_session_attests_its_init_then_its_commands() {
     assert!(evidence(&r, Property::NoNewPrivs).contains(&format!("{sleep} (sleep): NoNewPrivs 1")));
 }
 
+/// Processes that exit while they are read are left out, never a failure.
+#[test]
+fn processes_exiting_during_the_attestation_are_skipped() {
+    require_root();
+    let child = Sandbox::new()
+        .stdin(Stdio::Null)
+        .stdout(Stdio::Null)
+        .stderr(Stdio::Null)
+        .command([
+            "sh",
+            "-c",
+            "while :; do for i in 1 2 3 4 5 6 7 8; do /bin/true & done; wait; done",
+        ])
+        .spawn()
+        .unwrap();
+    wait_for(child.pid(), "sh");
+    let (mut rounds, mut seen_more) = (0, false);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (rounds < 50 || !seen_more) && Instant::now() < deadline {
+        let r = child.attest().unwrap();
+        assert_all_pass(&r);
+        seen_more |= r.processes.len() > 2;
+        rounds += 1;
+    }
+    // Positive control: the churn was there to be raced with.
+    assert!(seen_more, "no short-lived process was ever caught");
+}
+
 #[test]
 fn a_plain_child_fails_every_layer_it_lacks() {
     require_root();

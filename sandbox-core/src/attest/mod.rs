@@ -240,7 +240,8 @@ impl Snapshot {
             ids.extend(after);
         }
         // The init read first must still be there once everything was read.
-        if is_init && procfs::stat(root).ok().flatten().map(|s| s.0) != Some(root_proc.start_time) {
+        let init_now = procfs::running(root).ok().flatten().map(|s| s.start_time);
+        if is_init && init_now != Some(root_proc.start_time) {
             return Err(AttestError::Vanished(root));
         }
         Ok(Snapshot {

@@ -59,6 +59,10 @@ pub(crate) enum Link {
     /// Not readable by us: the kernel asks for ptrace read access (a
     /// non-dumpable process, like the sandbox init, needs `CAP_SYS_PTRACE`).
     Denied,
+    /// No such link: a namespace type this kernel lacks, or, for `mnt` (always
+    /// built in), a process that is exiting (the kernel drops its namespaces in
+    /// `do_exit`, before it becomes a zombie).
+    Gone,
     /// Could not be read for another reason (e.g. a kernel without that type).
     Error(String),
 }
@@ -142,7 +146,13 @@ pub(crate) enum Read {
 
 /// Read everything about `pid`. An error only when `/proc` itself misbehaves.
 pub(crate) fn read(pid: u32) -> io::Result<Read> {
-    let Some((start_time, ppid, comm)) = stat(pid)? else {
+    let Some(Stat {
+        start_time,
+        ppid,
+        comm,
+        ..
+    }) = running(pid)?
+    else {
         return Ok(Read::Vanished);
     };
     let base = PathBuf::from(format!("/proc/{pid}"));
@@ -168,6 +178,9 @@ pub(crate) fn read(pid: u32) -> io::Result<Read> {
     for t in NsType::ALL {
         p.ns.insert(t, link(pid, t.file()));
     }
+    if p.ns.get(&NsType::Mnt) == Some(&Link::Gone) {
+        return Ok(Read::Vanished);
+    }
     p.pid_for_children = Some(link(pid, "pid_for_children"));
     p.time_for_children = Some(link(pid, "time_for_children"));
     p.uid_map = text(pid, "uid_map");
@@ -178,9 +191,14 @@ pub(crate) fn read(pid: u32) -> io::Result<Read> {
     p.max_processes = text(pid, "limits").and_then(|l| max_processes(&l));
     p.userns_owner = userns_owner(pid);
     p.mount_ids = mount_ids(pid);
-    // Read as a whole only if it is still the same process.
-    match stat(pid)? {
-        Some((t, _, _)) if t == start_time => Ok(Read::Alive(Box::new(p))),
+    // Read as a whole only if it is still the same process and not exiting:
+    // one that began to exit meanwhile may have lost its namespaces (and with
+    // them its net files) while we read.
+    if link(pid, "mnt") == Link::Gone {
+        return Ok(Read::Vanished);
+    }
+    match running(pid)? {
+        Some(st) if st.start_time == start_time => Ok(Read::Alive(Box::new(p))),
         _ => Ok(Read::Vanished),
     }
 }
@@ -198,25 +216,43 @@ fn gone(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ESRCH))
 }
 
-/// (start time, ppid, comm) from `/proc/PID/stat`; None if the process is gone.
-pub(crate) fn stat(pid: u32) -> io::Result<Option<(u64, u32, String)>> {
+/// The fields of `/proc/PID/stat` we use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stat {
+    pub start_time: u64,
+    pub ppid: u32,
+    pub comm: String,
+    /// `R`, `S`, `D`, ..., `Z` (zombie), `X` (dead).
+    pub state: char,
+}
+
+/// `/proc/PID/stat`; None if the process is gone.
+pub(crate) fn stat(pid: u32) -> io::Result<Option<Stat>> {
     let Some(text) = optional(std::fs::read_to_string(format!("/proc/{pid}/stat")))? else {
         return Ok(None);
     };
     Ok(parse_stat(&text))
 }
 
+/// [`stat`], but None for a process that has exited and is not yet reaped.
+pub(crate) fn running(pid: u32) -> io::Result<Option<Stat>> {
+    Ok(stat(pid)?.filter(|s| !matches!(s.state, 'Z' | 'X' | 'x')))
+}
+
 /// `PID (COMM) STATE PPID ...`: comm may hold spaces and parentheses, so the
 /// fields start after the last `)`.
-pub(crate) fn parse_stat(text: &str) -> Option<(u64, u32, String)> {
+pub(crate) fn parse_stat(text: &str) -> Option<Stat> {
     let open = text.find('(')?;
     let close = text.rfind(')')?;
     let comm = text.get(open + 1..close)?.to_string();
     let fields: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
     // fields[0] is field 3 (state): ppid is field 4, starttime field 22.
-    let ppid = fields.get(1)?.parse().ok()?;
-    let start = fields.get(19)?.parse().ok()?;
-    Some((start, ppid, comm))
+    Some(Stat {
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        start_time: fields.get(19)?.parse().ok()?,
+        comm,
+    })
 }
 
 fn text(pid: u32, file: &str) -> Option<String> {
@@ -235,6 +271,7 @@ fn link(pid: u32, file: &str) -> Link {
         Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) => {
             Link::Denied
         }
+        Err(e) if gone(&e) => Link::Gone,
         Err(e) => Link::Error(e.to_string()),
     }
 }
@@ -361,8 +398,8 @@ pub(crate) fn all_parents() -> io::Result<Vec<(u32, u32)>> {
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
             continue;
         };
-        if let Some((_, ppid, _)) = stat(pid)? {
-            out.push((pid, ppid));
+        if let Some(st) = stat(pid)? {
+            out.push((pid, st.ppid));
         }
     }
     Ok(out)

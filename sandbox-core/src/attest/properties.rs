@@ -190,6 +190,14 @@ fn namespace_of(s: &Snapshot, m: &Member, t: NsType, ours: u64) -> (Outcome, Str
         Link::Ns(i) if i == ours => (Outcome::Fail, format!("{}, the same as ours", show(t, i))),
         Link::Ns(i) => (Outcome::Pass, show(t, i)),
         Link::Denied => denied_namespace(s, m, t),
+        Link::Gone => (
+            Outcome::Unknown,
+            format!(
+                "no ns/{} (a kernel without {} namespaces?)",
+                t.file(),
+                t.file()
+            ),
+        ),
         Link::Error(e) => (Outcome::Unknown, format!("ns/{}: {e}", t.file())),
     }
 }

@@ -472,9 +472,10 @@ fn parsers_read_the_kernels_formats() {
     let stat =
         "4242 (a (b) c) S 17 4242 4242 0 -1 4194560 99 0 0 0 0 0 0 0 20 0 1 0 123456 2453504 \
                 203 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
+    let st = procfs::parse_stat(stat).unwrap();
     assert_eq!(
-        procfs::parse_stat(stat),
-        Some((123456, 17, "a (b) c".into()))
+        (st.start_time, st.ppid, st.comm.as_str(), st.state),
+        (123456, 17, "a (b) c", 'S')
     );
     assert_eq!(procfs::parse_ns_link("net:[4026531833]"), Some(4026531833));
     assert_eq!(procfs::parse_ns_link("net:4026531833"), None);

@@ -36,7 +36,7 @@ pub(crate) fn root(pid: u32, depth: usize, ours: usize) -> io::Result<Option<(u3
     }
     let mut cur = pid;
     loop {
-        let Some((_, ppid, _)) = stat(cur)? else {
+        let Some(ppid) = stat(cur)?.map(|s| s.ppid) else {
             return Ok(None);
         };
         match nspid(ppid) {
