@@ -327,11 +327,17 @@ fn net(pid: u32) -> Option<NetView> {
     })
 }
 
+/// An interface name, escaped: names come from whoever controls the network
+/// namespace and are printed in the report.
+fn ifname(name: &str) -> String {
+    name.escape_debug().to_string()
+}
+
 /// Interface names of `/proc/net/dev` (two header lines, then `name: counters`).
 pub(crate) fn parse_net_dev(text: &str) -> Vec<String> {
     text.lines()
         .skip(2)
-        .filter_map(|l| Some(l.split_once(':')?.0.trim().to_string()))
+        .filter_map(|l| Some(ifname(l.split_once(':')?.0.trim())))
         .collect()
 }
 
@@ -339,7 +345,7 @@ pub(crate) fn parse_net_dev(text: &str) -> Vec<String> {
 pub(crate) fn parse_ipv4_routes(text: &str) -> Vec<String> {
     text.lines()
         .skip(1)
-        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .filter_map(|l| l.split_whitespace().next().map(ifname))
         .collect()
 }
 
@@ -353,7 +359,7 @@ pub(crate) fn parse_ipv6_routes(text: &str) -> Vec<(String, String)> {
                 return None;
             }
             let plen = u8::from_str_radix(f[1], 16).ok()?;
-            Some((format!("{}/{plen}", ipv6(f[0])?), f[9].to_string()))
+            Some((format!("{}/{plen}", ipv6(f[0])?), ifname(f[9])))
         })
         .collect()
 }

@@ -71,11 +71,17 @@ fn init(s: &Snapshot) -> Option<&Member> {
     s.members.iter().find(|m| m.role == Role::Init)
 }
 
+/// Text the sandbox chose (a process name), safe to print: an agent may name
+/// itself with control characters or a newline to forge table rows.
+fn printable(text: &str) -> String {
+    text.escape_debug().to_string()
+}
+
 /// `1234 (sleep)`, `1233 (init)`, `1234/1240` for a thread.
 fn who(m: &Member, tid: Option<u32>) -> String {
     let name = match m.role {
-        Role::Init => "init",
-        Role::Command => m.proc.comm.as_str(),
+        Role::Init => "init".to_string(),
+        Role::Command => printable(&m.proc.comm),
     };
     match tid {
         Some(t) if t != m.proc.pid => format!("{}/{t} ({name})", m.proc.pid),

@@ -550,3 +550,17 @@ fn without_the_hosts_record_only_an_rlimit_the_sandbox_set_counts() {
     assert!(text.contains("no limits set"), "{text}");
     assert!(!text.contains("RLIMIT_NPROC"), "{text}");
 }
+
+#[test]
+fn names_the_sandbox_chose_cannot_forge_table_rows() {
+    let mut s = good();
+    command(&mut s).comm = "x\nseccomp             pass".into();
+    command(&mut s).tasks[0].seccomp = Some(0);
+    let text = evaluate(&s, &expected()).to_string();
+    assert!(!text.contains("\nseccomp             pass"), "{text}");
+    assert!(text.contains("101 (x\\nseccomp"), "{text}");
+    assert_eq!(
+        procfs::parse_net_dev("h\nh\n  e\x1b[2K: 0 0\n"),
+        ["e\\u{1b}[2K"]
+    );
+}
