@@ -2,6 +2,7 @@
 //! [`stockade::PolicyFile`], the core does the rest. The options, defaults and
 //! exit codes are the stable contract of DESIGN.md.
 
+mod attest;
 mod report;
 mod workspace;
 
@@ -32,6 +33,15 @@ enum Command {
     Run(Box<RunArgs>),
     /// Report, for each sandbox layer, whether this host can enforce it and how to fix it.
     Doctor {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a running sandbox's containment from outside, reading only kernel state:
+    /// exit 0 when every property holds, 1 when one fails, 125 when PID cannot be attested.
+    Attest {
+        /// Host pid of the sandbox's init or of any process in it.
+        pid: u32,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -212,6 +222,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run(&args),
         Command::Doctor { json } => doctor(json),
+        Command::Attest { pid, json } => attest::attest(pid, json),
     }
 }
 

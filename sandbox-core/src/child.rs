@@ -287,6 +287,7 @@ pub struct Child {
     log: Arc<crate::events::Log>,
     overlays: Vec<crate::fs::Upper>,
     landlock: Option<crate::events::landlock::Watch>,
+    expected: crate::attest::Expected,
 }
 
 impl Child {
@@ -314,6 +315,7 @@ impl Child {
             log,
             overlays,
             landlock: None,
+            expected: Default::default(),
         }
     }
 
@@ -351,6 +353,22 @@ impl Child {
         &self,
     ) -> Result<Vec<crate::workspace::WorkspaceDiff>, crate::workspace::WorkspaceError> {
         crate::fs::diff_uppers(&self.overlays)
+    }
+
+    /// What [`Child::attest`] holds this sandbox to.
+    pub(crate) fn expect(&mut self, expected: crate::attest::Expected) {
+        self.expected = expected;
+    }
+
+    /// Check the sandbox's containment from the host side, reading only kernel
+    /// state, against what was asked for (ids, limits, cgroup): see
+    /// [`crate::attest`]. An error once the sandbox has ended.
+    pub fn attest(&self) -> Result<crate::attest::Report, crate::attest::AttestError> {
+        if self.status.is_some() {
+            return Err(crate::attest::AttestError::Vanished(self.pid));
+        }
+        let expected = self.expected.with_cgroup(self.cgroup.as_ref());
+        crate::attest::attest(self.pid, &expected)
     }
 
     /// Serve this sandbox's proxy listeners until it ends.

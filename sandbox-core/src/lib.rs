@@ -12,6 +12,7 @@
 
 // Landlock denials from the kernel's audit log. Internal: the crate wires it
 // into runs; public (hidden) only for the integration tests and fuzzing.
+pub mod attest;
 #[doc(hidden)]
 pub mod audit;
 mod capture;

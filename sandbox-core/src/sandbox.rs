@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::attest;
 use crate::child::{Child, ExitStatus, Output, Stdio};
 use crate::error::{Error, Layer};
 use crate::fs::plan::{self, RealHost};
@@ -390,7 +391,7 @@ impl Sandbox {
         let mut plan = self.plan_for(true)?;
         // Pass-throughs travel with each command, not with the sandbox.
         plan.pass_fds.clear();
-        let defaults = session::Defaults {
+        let mut defaults = session::Defaults {
             env: plan.env.clone(),
             cwd: plan.cwd.clone(),
             timeout: self.timeout,
@@ -400,11 +401,13 @@ impl Sandbox {
             pipe_owner: plan
                 .idmap_grants
                 .then_some((plan.identity.host_uid, plan.identity.host_gid)),
+            attest: Default::default(),
         };
         let proxy_policy = self.proxy_policy()?;
         // The init ignores a session's own stdio: /dev/null fills the slots.
         let mut stdio = (0..3).map(dev_null).collect::<Result<Vec<_>, _>>()?;
         let (cgroup, limits_level) = self.limit_cgroup(&mut plan, &mut stdio)?;
+        defaults.attest = self.attest_expected(&plan, limits_level);
         let mut launched =
             launch::launch(&plan, &helper::find_helper(self.helper.as_deref())?, stdio)?;
         launched.cgroup = cgroup;
@@ -453,6 +456,18 @@ impl Sandbox {
             host_uid,
             host_gid,
         })
+    }
+
+    /// The host's record of a sandbox, for [`Child::attest`] and [`Session::attest`].
+    fn attest_expected(&self, plan: &wire::Plan, level: crate::LimitsLevel) -> attest::Expected {
+        let id = &plan.identity;
+        let ids = attest::Ids {
+            uid: id.uid,
+            gid: id.gid,
+            host_uid: id.host_uid,
+            host_gid: id.host_gid,
+        };
+        attest::Expected::new(ids, &self.limits, level)
     }
 
     fn spawn_with(&self, defaults: [Stdio; 3]) -> Result<Child, Error> {
@@ -506,6 +521,7 @@ impl Sandbox {
             log.clone(),
             uppers,
         );
+        child.expect(self.attest_expected(&plan, limits_level));
         if let Some(listener) = syscall_listener {
             watch_refusals(listener, &plan, &log, None)?;
         }

@@ -72,6 +72,8 @@ pub(crate) struct Defaults {
     /// For a root caller, the host ids that anonymous pipes are handed to
     /// (see `sandbox::hand_pipe_to`).
     pub pipe_owner: Option<(u32, u32)>,
+    /// What [`Session::attest`] holds the sandbox to.
+    pub attest: crate::attest::Expected,
 }
 
 /// A warm sandbox that runs many commands. See the [module
@@ -188,6 +190,14 @@ impl Session {
     /// empty otherwise).
     pub fn proxy_events(&self) -> Vec<crate::proxy::ProxyEvent> {
         self.proxy.as_ref().map(|p| p.events()).unwrap_or_default()
+    }
+
+    /// Check the sandbox's containment from the host side, reading only kernel
+    /// state, against what was asked for (ids, limits, cgroup): every command
+    /// running now and the init; see [`crate::attest`].
+    pub fn attest(&self) -> Result<crate::attest::Report, crate::attest::AttestError> {
+        let expected = self.defaults.attest.with_cgroup(self.cgroup.as_ref());
+        crate::attest::attest(self.init_pid, &expected)
     }
 
     /// End the session and wait until every process of the sandbox is gone.

@@ -563,3 +563,21 @@ pub fn fgetxattr(fd: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> Result<Opti
         e => Err(e),
     }
 }
+
+/// `ioctl(NS_GET_OWNER_UID)` on a `/proc/PID/ns/user` file: the uid (in our
+/// user namespace) of the process that created that user namespace.
+pub fn ns_owner_uid(userns: BorrowedFd<'_>) -> Result<u32, Errno> {
+    // _IO(0xb7, 0x4) from <linux/nsfs.h>.
+    const NS_GET_OWNER_UID: c_ulong = 0xb704;
+    let mut uid: libc::uid_t = 0;
+    // SAFETY: `userns` is a valid fd borrowed for the call; NS_GET_OWNER_UID
+    // writes one uid_t through the pointer, which points at `uid`.
+    check(unsafe {
+        libc::ioctl(
+            userns.as_raw_fd(),
+            NS_GET_OWNER_UID,
+            &mut uid as *mut libc::uid_t,
+        )
+    } as c_long)?;
+    Ok(uid)
+}
