@@ -152,6 +152,7 @@ pub fn report(end_to_end: impl FnOnce() -> Result<(), String>) -> Report {
     checks.push(check_syscall_events(
         crate::sys::seccomp_user_notif_available(),
     ));
+    checks.push(check_landlock_events(crate::audit::availability()));
     let missing: Vec<&str> = checks
         .iter()
         .filter(|c| c.status == Status::Missing)
@@ -1010,6 +1011,27 @@ fn check_syscall_events(user_notif: bool) -> Check {
     }
 }
 
+/// Whether Landlock's denials reach the event stream: only through the
+/// kernel's audit log ([`crate::audit`]). Limited, not missing, without it:
+/// Landlock still enforces; its refusals are just not on the record.
+fn check_landlock_events(availability: Result<(), crate::audit::Unavailable>) -> Check {
+    const LAYER: &str = "landlock-events";
+    match availability {
+        Ok(()) => Check::ok(
+            LAYER,
+            "Landlock's denials are recorded as events (kernel audit log)".into(),
+        ),
+        Err(u) => Check::limited(
+            LAYER,
+            format!(
+                "Landlock's denials are enforced but not recorded: {}",
+                u.reason
+            ),
+            u.remedy,
+        ),
+    }
+}
+
 /// The caller's real sandbox run; `missing` names the static checks that already failed.
 /// The level `--memory/--pids/--cpu` are enforced at, from the same detection the
 /// launcher uses: `cgroup v1`, `cgroup v2`, or `none` (each limit then fails closed).
@@ -1468,6 +1490,7 @@ mod tests {
                 "cgroups",
                 "limits",
                 "syscall-events",
+                "landlock-events",
                 "end-to-end"
             ]
         );
@@ -1476,6 +1499,18 @@ mod tests {
         assert!(limited.detail.contains("still refused"), "{limited:?}");
         assert!(limited.remedy.unwrap().contains("Linux 5.0"));
         assert_eq!(check_syscall_events(true).status, Status::Ok);
+        let off = check_landlock_events(Err(crate::audit::Unavailable {
+            kind: crate::audit::Reason::AuditDisabled,
+            reason: "audit is off".into(),
+            remedy: "auditctl -e 1".into(),
+        }));
+        assert_eq!(off.status, Status::Limited);
+        assert!(
+            off.detail.ends_with("not recorded: audit is off"),
+            "{off:?}"
+        );
+        assert_eq!(off.remedy.as_deref(), Some("auditctl -e 1"));
+        assert_eq!(check_landlock_events(Ok(())).status, Status::Ok);
         assert!(!r.ok(), "the failed end-to-end check is Missing");
         for c in &r.checks {
             assert_eq!(c.remedy.is_some(), c.status != Status::Ok, "{c:?}");
