@@ -36,6 +36,13 @@ fn lines(path: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+fn kinds(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
 const SCRIPT: &str = "mount -t tmpfs none /tmp 2>/dev/null; echo mount=$?; \
     python3 -c 'import ctypes; l = ctypes.CDLL(None, use_errno=True); \
     print(\"unknown\", l.syscall(1000), ctypes.get_errno())'; exit 3";
@@ -58,9 +65,8 @@ fn events_file(caller: Caller) {
         describe(&out)
     );
     let ev = lines(&events);
-    let kinds: Vec<&str> = ev.iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(
-        kinds,
+        kinds(&ev),
         ["start", "syscall_denied", "syscall_denied", "exit"],
         "{ev:#?}"
     );
@@ -115,11 +121,7 @@ fn no_syscall_events(caller: Caller) {
         "{}",
         describe(&out)
     );
-    let kinds: Vec<String> = lines(&events)
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(kinds, ["start", "exit"]);
+    assert_eq!(kinds(&lines(&events)), ["start", "exit"]);
 }
 
 fn setup_failed_line(caller: Caller) {

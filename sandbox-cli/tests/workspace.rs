@@ -48,6 +48,14 @@ const EDIT: &str = "echo b >> a.txt && echo new > new.txt && rm del.txt && mv su
     && chmod 600 keep.txt && ln -s /etc/passwd evil && ln -s a.txt link \
     && cat untouched.txt >/dev/null";
 
+/// `stockade run --overlay PROJ --cwd PROJ OPTS -- sh -c SCRIPT`.
+fn agent(caller: Caller, proj: &str, opts: &[&str], script: &str) -> std::process::Output {
+    let mut args = vec!["--overlay", proj, "--cwd", proj];
+    args.extend_from_slice(opts);
+    args.extend(["--", "sh", "-c", script]);
+    run(caller, &args)
+}
+
 fn changes(diff: &str) -> Vec<(String, String)> {
     let d: serde_json::Value = serde_json::from_str(
         &fs::read_to_string(diff).unwrap_or_else(|e| panic!("read {diff}: {e}")),
@@ -101,21 +109,7 @@ fn diff_only(caller: Caller) {
     caller.own(Path::new(&out_dir));
     let diff = format!("{out_dir}/diff.json");
     let before = snapshot(&proj);
-    let out = run(
-        caller,
-        &[
-            "--overlay",
-            &proj,
-            "--cwd",
-            &proj,
-            "--diff",
-            &diff,
-            "--",
-            "sh",
-            "-c",
-            EDIT,
-        ],
-    );
+    let out = agent(caller, &proj, &["--diff", &diff], EDIT);
     assert_code(&out, 0);
     let want: Vec<(String, String)> = [
         ("a.txt", "modified"),
@@ -154,20 +148,7 @@ fn diff_only(caller: Caller) {
 fn apply_on_success(caller: Caller) {
     let t = TestDir::new("wsapply");
     let proj = project(caller, &t, "proj");
-    let out = run(
-        caller,
-        &[
-            "--overlay",
-            &proj,
-            "--cwd",
-            &proj,
-            "--apply",
-            "--",
-            "sh",
-            "-c",
-            EDIT,
-        ],
-    );
+    let out = agent(caller, &proj, &["--apply"], EDIT);
     assert_code(&out, 0);
     // Everything landed except the escaping symlink, which is named on stderr.
     let got = snapshot(&proj);
@@ -215,19 +196,11 @@ fn apply_on_success(caller: Caller) {
         )
         .unwrap();
     }
-    let out = run(
+    let out = agent(
         caller,
-        &[
-            "--overlay",
-            &proj2,
-            "--cwd",
-            &proj2,
-            "--apply",
-            "--",
-            "sh",
-            "-c",
-            "rm sub && mkdir sub && echo pwned > sub/secret",
-        ],
+        &proj2,
+        &["--apply"],
+        "rm sub && mkdir sub && echo pwned > sub/secret",
     );
     assert_code(&out, 0);
     // Positive control first: the change was applied in the tree.
@@ -242,20 +215,7 @@ fn no_apply_on_failure(caller: Caller) {
     let t = TestDir::new("wsfail");
     let proj = project(caller, &t, "proj");
     let before = snapshot(&proj);
-    let out = run(
-        caller,
-        &[
-            "--overlay",
-            &proj,
-            "--cwd",
-            &proj,
-            "--apply",
-            "--",
-            "sh",
-            "-c",
-            &format!("{EDIT}; exit 3"),
-        ],
-    );
+    let out = agent(caller, &proj, &["--apply"], &format!("{EDIT}; exit 3"));
     assert_code(&out, 3);
     assert!(
         stderr(&out).contains("--apply: not applied, the command ended with exit status: 3"),

@@ -77,7 +77,7 @@ pub use subscriber::{Watch, WatchStats, MAX_DENIALS_PER_WATCH};
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LandlockDenial {
     /// When the kernel logged it (its coarse clock; millisecond resolution).
-    #[serde(serialize_with = "unix_seconds")]
+    #[serde(serialize_with = "crate::events::unix_seconds")]
     pub at: SystemTime,
     /// The audit event's serial, to find it with `ausearch -a`.
     pub serial: u64,
@@ -108,14 +108,6 @@ pub struct LandlockDenial {
     /// or ptrace target, `daddr`/`dest`/`saddr`/`src` for a TCP port,
     /// `ioctlcmd`. Strings are decoded.
     pub object: BTreeMap<String, String>,
-}
-
-fn unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    s.serialize_f64(secs)
 }
 
 fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {

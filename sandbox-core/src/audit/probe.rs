@@ -86,7 +86,7 @@ pub fn gather() -> Facts {
     use caps::{CapSet, Capability};
     let has = |c| caps::has_cap(None, CapSet::Effective, c).unwrap_or(false);
     Facts {
-        landlock_abi: landlock_abi(),
+        landlock_abi: crate::landlock::abi_version(),
         initial_user_ns: ns_ino("user").map(|i| i == INIT_USER_NS_INO),
         initial_pid_ns: ns_ino("pid").map(|i| i == INIT_PID_NS_INO),
         initial_net_ns: initial_net_ns(),
@@ -176,26 +176,6 @@ pub fn judge(f: &Facts) -> Result<(), Unavailable> {
             "Enable it with `auditctl -e 1`, or boot with `audit=1`.",
         )),
         Ok(_) => Ok(()),
-    }
-}
-
-/// The kernel's Landlock ABI version.
-fn landlock_abi() -> Result<u32, Errno> {
-    const CREATE_RULESET_VERSION: libc::c_uint = 1;
-    // SAFETY: the documented version query: NULL attributes, size 0, the
-    // VERSION flag; the kernel reads no memory and returns a number.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<libc::c_void>(),
-            0usize,
-            CREATE_RULESET_VERSION,
-        )
-    };
-    if ret < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(u32::try_from(ret).unwrap_or(u32::MAX))
     }
 }
 

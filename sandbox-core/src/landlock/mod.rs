@@ -14,7 +14,7 @@
 //!   a fail-open we do not accept), opens each rule path `O_PATH`, and keeps
 //!   only the ruleset descriptor.
 //! - [`PreparedRuleset::restrict_raw`]: run by the last hop in the forked
-//!   child; one raw `landlock_restrict_self(fd, 0)`, allocation-free.
+//!   child; one raw `landlock_restrict_self(fd, flags)`, allocation-free.
 //!
 //! The sandbox init calls [`PreparedRuleset::prepare`] with
 //! [`Rules::for_sandbox`] right after `pivot_root`; the last hop calls
@@ -28,3 +28,4 @@ mod sys;
 pub use error::LandlockError;
 pub use rules::{Category, Rules, Settings};
 pub use ruleset::{IfUnsupported, PreparedRuleset, MAX_ABI};
+pub(crate) use sys::abi_version;

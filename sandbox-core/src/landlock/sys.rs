@@ -12,7 +12,7 @@ const CREATE_RULESET_VERSION: libc::c_uint = 1 << 0;
 /// The kernel's Landlock ABI version (1, 2, ...), or why there is none:
 /// `ENOSYS` (not built), `EOPNOTSUPP` (not enabled at boot), `EPERM` (blocked
 /// by a seccomp filter around us).
-pub(super) fn abi_version() -> Result<u32, Errno> {
+pub(crate) fn abi_version() -> Result<u32, Errno> {
     // SAFETY: the documented version query: a NULL attribute with size 0 and
     // the VERSION flag; the kernel reads no memory and returns a number, not a
     // descriptor.

@@ -63,7 +63,7 @@ const DNS_BURST: f64 = 1000.0;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ProxyEvent {
     /// When the decision was made.
-    #[serde(with = "unix_seconds")]
+    #[serde(serialize_with = "crate::events::unix_seconds")]
     pub at: SystemTime,
     /// `http-connect`, `http` (absolute-form), `socks5`, `dns` (a query to
     /// the sandbox's DNS server) or `transparent` (a connection captured on
@@ -90,18 +90,6 @@ pub struct ProxyEvent {
     pub bytes_up: u64,
     /// Bytes from the upstream to the sandbox (for `closed`).
     pub bytes_down: u64,
-}
-
-mod unix_seconds {
-    use std::time::{SystemTime, UNIX_EPOCH};
-
-    pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        let secs = t
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
-        s.serialize_f64(secs)
-    }
 }
 
 /// Receives every event of a sandbox as it happens.

@@ -100,19 +100,24 @@ fn redirect_sources(dir: &Dir, path: &Path, origin: Option<&Path>, out: &mut Has
     }
 }
 
-/// A change describing the new entry `node` at `path`.
-pub(super) fn change(path: &Path, kind: ChangeKind, node: &Node) -> Change {
-    let mut c = Change {
+/// A change at `path` with nothing known of its entry but its kind.
+fn bare(path: &Path, kind: ChangeKind, file_kind: FileKind) -> Change {
+    Change {
         path: path.to_path_buf(),
         kind,
-        file_kind: node.kind(),
+        file_kind,
         mode: None,
         size: None,
         content_changed: false,
         mode_changed: false,
         link_target: None,
         escapes: false,
-    };
+    }
+}
+
+/// A change describing the new entry `node` at `path`.
+pub(super) fn change(path: &Path, kind: ChangeKind, node: &Node) -> Change {
+    let mut c = bare(path, kind, node.kind());
     match node {
         Node::File { mode, size } => {
             c.mode = Some(*mode);
@@ -204,17 +209,8 @@ impl Walk<'_> {
     }
 
     fn deleted(&mut self, path: &Path, origin: &Path, was: &Node) {
-        self.changes.push(Change {
-            path: path.to_path_buf(),
-            kind: ChangeKind::Deleted,
-            file_kind: was.kind(),
-            mode: None,
-            size: None,
-            content_changed: false,
-            mode_changed: false,
-            link_target: None,
-            escapes: false,
-        });
+        self.changes
+            .push(bare(path, ChangeKind::Deleted, was.kind()));
         self.origins
             .insert(path.to_path_buf(), origin.to_path_buf());
     }
