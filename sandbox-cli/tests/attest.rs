@@ -5,17 +5,18 @@
 
 #[macro_use]
 mod common;
+// The process-tree helpers of stockade's own attest tests.
+#[path = "../../sandbox-core/tests/common/procs.rs"]
+mod procs;
 
 use std::collections::BTreeSet;
-use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use common::{
     assert_code, describe, find_tool, stdout, stockade_bin, test_user, user_stockade_bin, Caller,
     TEST_USER,
 };
+use procs::{free_pid, host_net_beyond_lo, stat, wait_for, Group, HALF_SANDBOX};
 
 for_each_caller! {
     root_a_running_sandbox_attests_clean, user_a_running_sandbox_attests_clean
@@ -83,77 +84,20 @@ fn evidence(report: &serde_json::Value, property: &str) -> String {
         .join("\n")
 }
 
-/// A process group started for a test, killed (all of it) on drop.
-struct Group(std::process::Child);
-
-impl Group {
-    fn spawn(cmd: &mut Command) -> Group {
-        let child = cmd
-            .process_group(0)
-            .current_dir("/")
-            .stdin(Stdio::null())
+/// `cmd` in the background, in `/`, with no stdio of ours.
+fn spawn(cmd: &mut Command) -> Group {
+    Group::spawn(
+        cmd.current_dir("/")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        Group(child)
-    }
-
-    /// The first process below the group's leader whose comm is `comm`.
-    fn find(&self, comm: &str) -> u32 {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(p) = descendants(self.0.id())
-                .into_iter()
-                .find(|&p| stat(p).is_some_and(|(_, c)| c == comm))
-            {
-                return p;
-            }
-            assert!(Instant::now() < deadline, "no `{comm}` was started");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on the process group of our own child; no memory involved.
-        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
-        let _ = self.0.wait();
-    }
-}
-
-/// (ppid, comm) of a process.
-fn stat(pid: u32) -> Option<(u32, String)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (open, close) = (s.find('(')?, s.rfind(')')?);
-    let ppid = s[close + 1..].split_whitespace().nth(1)?.parse().ok()?;
-    Some((ppid, s[open + 1..close].to_string()))
-}
-
-fn descendants(root: u32) -> Vec<u32> {
-    let all: Vec<(u32, u32)> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .filter_map(|p| Some((p, stat(p)?.0)))
-        .collect();
-    let mut out = vec![root];
-    let mut i = 0;
-    while i < out.len() {
-        let parent = out[i];
-        out.extend(all.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
-        i += 1;
-    }
-    out.remove(0);
-    out
+            .stderr(Stdio::null()),
+    )
 }
 
 /// `stockade run OPTS... -- sleep 30` as `caller`, in the background.
 fn sandbox(caller: Caller, opts: &[&str]) -> Group {
     let mut cmd = common::command(caller);
     cmd.args(opts).args(["--", "sleep", "30"]);
-    Group::spawn(&mut cmd)
+    spawn(&mut cmd)
 }
 
 /// `args` as `caller`: root directly, the test user through `setpriv` (which
@@ -175,17 +119,9 @@ fn as_caller(caller: Caller, args: &[&str]) -> Command {
     cmd
 }
 
-fn host_net_beyond_lo() -> bool {
-    let dev = std::fs::read_to_string("/proc/self/net/dev").unwrap();
-    dev.lines()
-        .skip(2)
-        .filter_map(|l| l.split_once(':'))
-        .any(|(name, _)| name.trim() != "lo")
-}
-
 fn running_sandbox(caller: Caller) {
     let run = sandbox(caller, &[]);
-    let sleep = run.find("sleep");
+    let sleep = wait_for(run.pid(), "sleep");
     // The table: one row per property, exit 0.
     let out = attest(caller, &[&sleep.to_string()]);
     assert_code(&out, 0);
@@ -243,7 +179,7 @@ fn limits_reported(caller: Caller) {
         Caller::User => &["--pids", "16"],
     };
     let run = sandbox(caller, opts);
-    let sleep = run.find("sleep");
+    let sleep = wait_for(run.pid(), "sleep");
     let (out, report) = attest_json(caller, sleep);
     assert_code(&out, 0);
     let limits = evidence(&report, "cgroup-limits");
@@ -260,7 +196,7 @@ fn limits_reported(caller: Caller) {
     }
     // Positive control: without limits there is no cgroup of its own.
     let plain = sandbox(caller, &[]);
-    let (out, report) = attest_json(caller, plain.find("sleep"));
+    let (out, report) = attest_json(caller, wait_for(plain.pid(), "sleep"));
     assert_code(&out, 0);
     assert!(
         evidence(&report, "cgroup-limits").contains("no limits set"),
@@ -269,8 +205,8 @@ fn limits_reported(caller: Caller) {
 }
 
 fn plain_process(caller: Caller) {
-    let plain = Group::spawn(&mut as_caller(caller, &["sleep", "30"]));
-    let (out, report) = attest_json(caller, plain.0.id());
+    let plain = spawn(&mut as_caller(caller, &["sleep", "30"]));
+    let (out, report) = attest_json(caller, plain.pid());
     assert_code(&out, 1);
     assert!(report["init"].is_null(), "{report:#}");
     let mut want = set(&[
@@ -295,7 +231,7 @@ fn plain_process(caller: Caller) {
     }
     assert_eq!(with(&report, "fail"), want, "{report:#}");
     // The table says FAIL with the same exit code.
-    let out = attest(caller, &[&plain.0.id().to_string()]);
+    let out = attest(caller, &[&plain.pid().to_string()]);
     assert_code(&out, 1);
     assert!(
         stdout(&out).contains("result: FAIL: user-ns, pid-ns"),
@@ -304,27 +240,10 @@ fn plain_process(caller: Caller) {
     );
 }
 
-/// Every namespace but the network one, no seccomp, no_new_privs set.
+/// [`HALF_SANDBOX`] fails exactly the layers it lacks.
 fn half_sandbox(caller: Caller) {
-    let half = Group::spawn(&mut as_caller(
-        caller,
-        &[
-            "unshare",
-            "--user",
-            "--map-root-user",
-            "--pid",
-            "--mount",
-            "--uts",
-            "--ipc",
-            "--cgroup",
-            "--time",
-            "--fork",
-            "sh",
-            "-c",
-            "setpriv --no-new-privs sleep 30 & wait",
-        ],
-    ));
-    let sleep = half.find("sleep");
+    let half = spawn(&mut as_caller(caller, HALF_SANDBOX));
+    let sleep = wait_for(half.pid(), "sleep");
     let (out, report) = attest_json(caller, sleep);
     assert_code(&out, 1);
     assert_eq!(report["init"].as_u64(), Some(stat(sleep).unwrap().0 as u64));
@@ -355,15 +274,7 @@ fn half_sandbox(caller: Caller) {
 #[test]
 fn a_pid_that_does_not_exist_cannot_be_attested() {
     common::require_root();
-    let max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let free = (2..max)
-        .rev()
-        .find(|p| !Path::new(&format!("/proc/{p}")).exists())
-        .unwrap();
+    let free = free_pid();
     for json in [false, true] {
         let pid = free.to_string();
         let args: Vec<&str> = if json {

@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio as StdStdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{require_root, text};
+use common::procs::{free_pid, host_net_beyond_lo, stat, wait_for, Group, HALF_SANDBOX};
+use common::{in_test_user_run, require_root, run_as_test_user};
 use stockade::attest::{attest_pid, AttestError, Outcome, Property, Report, Role};
 use stockade::{Limits, Sandbox, Stdio};
 
@@ -22,48 +22,6 @@ fn sleeping_sandbox() -> Sandbox {
         .command(["sleep", "30"])
 }
 
-/// The first process under `ancestor` (at any depth) whose comm is `comm`,
-/// once it has exec'd; panics after 10 s.
-fn wait_for(ancestor: u32, comm: &str) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(p) = descendants(ancestor)
-            .into_iter()
-            .find(|&p| stat(p).is_some_and(|(_, c)| c == comm))
-        {
-            return p;
-        }
-        assert!(Instant::now() < deadline, "no `{comm}` under {ancestor}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// (ppid, comm) of a process.
-fn stat(pid: u32) -> Option<(u32, String)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (open, close) = (s.find('(')?, s.rfind(')')?);
-    let ppid = s[close + 1..].split_whitespace().nth(1)?.parse().ok()?;
-    Some((ppid, s[open + 1..close].to_string()))
-}
-
-fn descendants(root: u32) -> Vec<u32> {
-    let all: Vec<(u32, u32)> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .filter_map(|p| Some((p, stat(p)?.0)))
-        .collect();
-    let mut out = vec![root];
-    let mut i = 0;
-    while i < out.len() {
-        let parent = out[i];
-        out.extend(all.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
-        i += 1;
-    }
-    out.remove(0);
-    out
-}
-
 fn status_field(pid: &str, key: &str) -> String {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     s.lines()
@@ -71,16 +29,6 @@ fn status_field(pid: &str, key: &str) -> String {
         .unwrap()
         .trim()
         .to_string()
-}
-
-/// Whether our own network namespace has anything besides `lo` (then a
-/// process sharing it must fail `loopback-only`).
-fn host_net_beyond_lo() -> bool {
-    let dev = std::fs::read_to_string("/proc/self/net/dev").unwrap();
-    dev.lines()
-        .skip(2)
-        .filter_map(|l| l.split_once(':'))
-        .any(|(name, _)| name.trim() != "lo")
 }
 
 fn result(r: &Report, p: Property) -> Outcome {
@@ -96,31 +44,6 @@ fn evidence(r: &Report, p: Property) -> String {
 fn assert_all_pass(r: &Report) {
     assert!(r.passed(), "{r}");
     assert_eq!(r.with(Outcome::Unknown), [Property::Landlock], "{r}");
-}
-
-/// Kills the whole process group of a test's helper process on drop.
-struct Group(std::process::Child);
-
-impl Group {
-    fn spawn(cmd: &mut Command) -> Group {
-        Group(
-            cmd.process_group(0)
-                .stdin(StdStdio::null())
-                .spawn()
-                .expect("spawn"),
-        )
-    }
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child's process group; no memory involved.
-        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -281,55 +204,23 @@ fn a_plain_child_fails_every_layer_it_lacks() {
     let plain = Group::spawn(Command::new("sleep").arg("30"));
     let r = attest_pid(plain.pid()).unwrap();
     assert_eq!(r.init, None);
-    let mut want = vec![
-        Property::UserNs,
-        Property::PidNs,
-        Property::NetNs,
-        Property::MntNs,
-        Property::UtsNs,
-        Property::IpcNs,
-        Property::CgroupNs,
-        Property::TimeNs,
-        Property::LoopbackOnly,
-        Property::Seccomp,
-        Property::NoNewPrivs,
-        Property::Capabilities,
-        Property::IdMaps,
-        Property::PidNsContainment,
-    ];
-    if !host_net_beyond_lo() {
-        want.retain(|p| *p != Property::LoopbackOnly);
-    }
+    // Every property fails but `cgroup-limits` (none were asked for) and
+    // `landlock` (never shown); `loopback-only` when our network has more than `lo`.
+    let want: Vec<Property> = Property::ALL
+        .into_iter()
+        .filter(|p| !matches!(p, Property::CgroupLimits | Property::Landlock))
+        .filter(|p| *p != Property::LoopbackOnly || host_net_beyond_lo())
+        .collect();
     assert_eq!(r.failed(), want, "{r}");
     assert_eq!(result(&r, Property::CgroupLimits), Outcome::Pass);
     assert!(evidence(&r, Property::NetNs).contains("the same as ours"));
 }
 
-/// Every namespace but the network one, no seccomp, no_new_privs set, root
-/// mapped to host root: the shape of a hand-made half sandbox.
-fn unshare_without_net() -> Command {
-    let mut cmd = Command::new("unshare");
-    cmd.args([
-        "--user",
-        "--map-root-user",
-        "--pid",
-        "--mount",
-        "--uts",
-        "--ipc",
-        "--cgroup",
-        "--time",
-        "--fork",
-        "sh",
-        "-c",
-        "setpriv --no-new-privs sleep 30 & wait",
-    ]);
-    cmd
-}
-
 #[test]
 fn a_half_sandbox_sharing_our_network_fails_exactly_the_missing_layers() {
     require_root();
-    let group = Group::spawn(&mut unshare_without_net());
+    // As root, `--map-root-user` maps root to host root.
+    let group = Group::spawn(Command::new(HALF_SANDBOX[0]).args(&HALF_SANDBOX[1..]));
     let sleep = wait_for(group.pid(), "sleep");
     let r = attest_pid(sleep).unwrap();
     // sh is PID 1 of the new pid namespace.
@@ -372,15 +263,7 @@ fn a_half_sandbox_sharing_our_network_fails_exactly_the_missing_layers() {
 #[test]
 fn a_pid_that_does_not_exist_cannot_be_attested() {
     require_root();
-    let max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let free = (2..max)
-        .rev()
-        .find(|p| !Path::new(&format!("/proc/{p}")).exists())
-        .unwrap();
+    let free = free_pid();
     match attest_pid(free) {
         Err(e @ AttestError::NoSuchProcess(p)) if p == free => {
             assert_eq!(
@@ -392,43 +275,22 @@ fn a_pid_that_does_not_exist_cannot_be_attested() {
     }
 }
 
-/// The same as an unprivileged caller: this test binary, copied where the
-/// test user can run it, re-runs `attest_as_the_current_user` under `runuser`.
+/// The same as an unprivileged caller: `attest_as_the_current_user`, run as
+/// the test user.
 #[test]
 fn an_unprivileged_caller_attests_its_own_sandbox() {
-    require_root();
-    let bin = Path::new("/tmp").join(format!("stockade-attest-test-{}", std::process::id()));
-    std::fs::copy(std::env::current_exe().unwrap(), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let out = Command::new("/usr/sbin/runuser")
-        .args(["-u", "stockade-test", "--"])
-        .arg(&bin)
-        .args([
-            "--exact",
-            "attest_as_the_current_user",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("STOCKADE_ATTEST_USER_RUN", "1")
-        .current_dir("/")
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&bin);
-    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(out.status.success(), "{all}");
-    assert!(all.contains("unprivileged attest ok"), "{all}");
+    run_as_test_user("attest_as_the_current_user", &[], "unprivileged attest ok");
 }
 
 /// Body of the test above; does nothing unless run by it.
 #[test]
 #[ignore]
 fn attest_as_the_current_user() {
-    if std::env::var_os("STOCKADE_ATTEST_USER_RUN").is_none() {
+    if !in_test_user_run() {
         return;
     }
     // SAFETY: getuid and getgid have no preconditions and cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    assert_ne!(uid, 0, "must run as the unprivileged test user");
     let child = sleeping_sandbox()
         .limits(Limits::new().pids(16))
         .spawn()

@@ -20,7 +20,7 @@ use ::landlock::{
     AccessFs, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
     RulesetCreatedAttr,
 };
-use common::{require_root, Workspace};
+use common::{in_test_user_run, require_root, run_as_test_user, Workspace};
 use nix::errno::Errno;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
@@ -480,31 +480,11 @@ fn an_unprivileged_caller_is_told_it_cannot_read_audit() {
     let Some(_on) = AuditEnabled::set(1) else {
         return;
     };
-    ensure_test_user();
-    let bin = Path::new("/tmp").join(format!("stockade-audit-test-{}", std::process::id()));
-    std::fs::copy(std::env::current_exe().unwrap(), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let out = std::process::Command::new("/usr/sbin/runuser")
-        .args(["-u", "stockade-test", "--"])
-        .arg(&bin)
-        .args([
-            "--exact",
-            "unprivileged_caller_body",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("STOCKADE_AUDIT_USER_RUN", "1")
-        .current_dir("/")
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&bin);
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_as_test_user(
+        "unprivileged_caller_body",
+        &[],
+        "unprivileged audit check ok",
     );
-    assert!(out.status.success(), "{all}");
-    assert!(all.contains("unprivileged audit check ok"), "{all}");
     // Positive control: root, at the same moment, can read.
     assert_eq!(audit::availability(), Ok(()));
 }
@@ -513,11 +493,9 @@ fn an_unprivileged_caller_is_told_it_cannot_read_audit() {
 #[test]
 #[ignore]
 fn unprivileged_caller_body() {
-    if std::env::var_os("STOCKADE_AUDIT_USER_RUN").is_none() {
+    if !in_test_user_run() {
         return;
     }
-    // SAFETY: getuid has no preconditions and cannot fail.
-    assert_ne!(unsafe { libc::getuid() }, 0, "must run as the test user");
     let u = audit::availability().expect_err("an unprivileged caller cannot read audit");
     assert_eq!(u.kind, Reason::NotPermitted, "{u}");
     assert!(
@@ -529,20 +507,6 @@ fn unprivileged_caller_body() {
     assert_eq!(netlink::status().err(), Some(Errno::EPERM));
     assert!(audit::watch(1, Collected::default().sink()).is_none());
     println!("unprivileged audit check ok");
-}
-
-/// The unprivileged test user (`useradd -M`), created if missing.
-fn ensure_test_user() {
-    let out = std::process::Command::new("useradd")
-        .args(["-M", "-s", "/bin/sh", "stockade-test"])
-        .output()
-        .expect("run useradd");
-    // 9: the user exists already.
-    assert!(
-        out.status.success() || out.status.code() == Some(9),
-        "useradd: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The time from a denied open(2) to its sink call, with the watch

@@ -10,11 +10,13 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::Path;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use common::{host_pids_with_cmdline, open_fd_count, our_children, require_root, text, Workspace};
+use common::{
+    host_pids_with_cmdline, in_test_user_run, open_fd_count, our_children, require_root,
+    run_as_test_user, text, Workspace,
+};
 use stockade::{Error, Fs, Net, ProxyPolicy, Sandbox, Session, Stdio};
 
 static SHARED: RwLock<()> = RwLock::new(());
@@ -595,46 +597,27 @@ fn no_leftovers_in_the_caller() {
     }
 }
 
-/// The same session life as an unprivileged caller: this test binary,
-/// copied where the test user can run it, re-runs
-/// `session_as_the_current_user` under `runuser`.
+/// The same session life as an unprivileged caller:
+/// `session_as_the_current_user`, run as the test user.
 #[test]
 fn an_unprivileged_caller_gets_a_session_too() {
-    require_root();
     let _g = shared();
-    // Cargo's target dir may sit where the test user cannot traverse.
-    let bin = Path::new("/tmp").join(format!("stockade-session-test-{}", std::process::id()));
-    std::fs::copy(std::env::current_exe().unwrap(), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let out = std::process::Command::new("/usr/sbin/runuser")
-        .args(["-u", "stockade-test", "--"])
-        .arg(&bin)
-        .args([
-            "--exact",
-            "session_as_the_current_user",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("STOCKADE_SESSION_USER_RUN", "1")
-        .current_dir("/")
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&bin);
-    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(out.status.success(), "{all}");
-    assert!(all.contains("unprivileged session ok"), "{all}");
+    run_as_test_user(
+        "session_as_the_current_user",
+        &[],
+        "unprivileged session ok",
+    );
 }
 
 /// Body of the test above; does nothing unless run by it.
 #[test]
 #[ignore]
 fn session_as_the_current_user() {
-    if std::env::var_os("STOCKADE_SESSION_USER_RUN").is_none() {
+    if !in_test_user_run() {
         return;
     }
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
-    assert_ne!(uid, 0, "must run as the unprivileged test user");
     let session = Sandbox::new().session().unwrap();
     let out = sh(
         &session,

@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use common::{require_root, text};
-use stockade::workspace::{ChangeKind, FileKind, WorkspaceDiff};
+use common::{in_test_user_run, require_root, run_as_test_user, text, TEST_USER};
+use stockade::workspace::{ApplyReport, Change, ChangeKind, WorkspaceDiff};
 
-const TEST_USER: &str = "stockade-test";
+/// Where the unprivileged review finds the [`Run`] it reviews.
+const BASE: &str = "STOCKADE_WS_BASE";
 
 /// What the agent does in the workspace.
 const AGENT: &str = r#"
@@ -125,19 +126,15 @@ cp -a mnt merged
         self.base.join(name)
     }
 
-    fn scan(&self) -> WorkspaceDiff {
-        WorkspaceDiff::scan(
-            upper_fd(&self.path("upper")),
-            &self.path("lower"),
-            Path::new("/work"),
-        )
-        .unwrap()
-    }
-
     /// A fresh copy of the host directory to apply to.
     fn target(&self, name: &str) -> PathBuf {
         let t = self.path(name);
-        cp_a(&self.path("lower"), &t);
+        let st = Command::new("cp")
+            .arg("-a")
+            .args([self.path("lower"), t.clone()])
+            .status()
+            .unwrap();
+        assert!(st.success());
         t
     }
 }
@@ -148,39 +145,25 @@ impl Drop for Run {
     }
 }
 
-fn upper_fd(path: &Path) -> Arc<OwnedFd> {
-    Arc::new(fs::File::open(path).unwrap().into())
+/// The diff of the copied upper in `base` over `base/lower`.
+fn scan(base: &Path) -> WorkspaceDiff {
+    let upper: OwnedFd = fs::File::open(base.join("upper")).unwrap().into();
+    WorkspaceDiff::scan(Arc::new(upper), &base.join("lower"), Path::new("/work")).unwrap()
 }
 
-fn cp_a(from: &Path, to: &Path) {
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
-
-fn line(c: &stockade::workspace::Change) -> String {
+/// A change as one line, as in [`EXPECTED`]: the kind and file kind by
+/// their variant names, then the path and whichever details are set.
+fn line(c: &Change) -> String {
     let kind = match &c.kind {
-        ChangeKind::Created => "created".to_string(),
-        ChangeKind::Modified => "modified".to_string(),
-        ChangeKind::Deleted => "deleted".to_string(),
         ChangeKind::Renamed { from } => format!("renamed(from {})", from.display()),
+        other => format!("{other:?}").to_lowercase(),
     };
-    let fk = match c.file_kind {
-        FileKind::File => "file",
-        FileKind::Dir => "dir",
-        FileKind::Symlink => "symlink",
-        FileKind::Other => "other",
-    };
-    let mut s = format!("{kind} {fk} {}", c.path.display());
-    if c.content_changed {
-        s.push_str(" content");
-    }
-    if c.mode_changed {
-        s.push_str(" mode");
+    let file_kind = format!("{:?}", c.file_kind).to_lowercase();
+    let mut s = format!("{kind} {file_kind} {}", c.path.display());
+    for (set, word) in [(c.content_changed, " content"), (c.mode_changed, " mode")] {
+        if set {
+            s.push_str(word);
+        }
     }
     if let Some(t) = &c.link_target {
         s.push_str(&format!(" -> {}", t.display()));
@@ -191,46 +174,48 @@ fn line(c: &stockade::workspace::Change) -> String {
     s
 }
 
-/// Every entry under `root` with kind, mode and content or link target,
-/// leaving out the names in `skip`.
+/// The changes of [`AGENT`] that are listed but never applied, and why.
+const NEVER_APPLIED: [(&str, &str); 2] = [
+    ("evil", "the symlink target leaves the tree"),
+    (
+        "fifo",
+        "special files (FIFOs, sockets, devices) are not applied",
+    ),
+];
+
+/// `report` skipped exactly `want` (path, reason), in that order.
+#[track_caller]
+fn assert_skipped(report: &ApplyReport, want: &[(&str, &str)]) {
+    let want: Vec<(PathBuf, String)> = want
+        .iter()
+        .map(|&(path, why)| (path.into(), why.into()))
+        .collect();
+    assert_eq!(report.skipped, want);
+}
+
+/// Every entry under `root` but the paths in `skip`, sorted: its path, type,
+/// mode and link target (as `find -printf` gives them), and a file's content.
 fn listing(root: &Path, skip: &[&str]) -> Vec<String> {
-    fn walk(root: &Path, rel: &Path, skip: &[&str], out: &mut Vec<String>) {
-        let mut names: Vec<_> = fs::read_dir(root.join(rel))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        names.sort();
-        for name in names {
-            let r = rel.join(&name);
-            if skip.iter().any(|s| Path::new(s) == r) {
-                continue;
-            }
-            let p = root.join(&r);
-            let md = fs::symlink_metadata(&p).unwrap();
-            let mode = md.mode() & 0o7777;
-            if md.is_dir() {
-                out.push(format!("{} dir {mode:o}", r.display()));
-                walk(root, &r, skip, out);
-            } else if md.file_type().is_symlink() {
-                out.push(format!(
-                    "{} -> {}",
-                    r.display(),
-                    fs::read_link(&p).unwrap().display()
-                ));
-            } else if md.is_file() {
-                let body = match fs::read(&p) {
-                    Ok(b) => format!("{:?}", String::from_utf8_lossy(&b)),
-                    Err(e) => format!("({e})"),
-                };
-                out.push(format!("{} file {mode:o} {body}", r.display()));
-            } else {
-                out.push(format!("{} other", r.display()));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, Path::new(""), skip, &mut out);
-    out
+    let out = Command::new("find")
+        .arg(root)
+        .args(["-mindepth", "1", "-printf", "%P %y %m %l\n"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut entries: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !skip.iter().any(|s| l.split(' ').next() == Some(s)))
+        .map(|l| match l.split_once(" f ") {
+            Some((path, _)) => match fs::read(root.join(path)) {
+                Ok(b) => format!("{l} {:?}", String::from_utf8_lossy(&b)),
+                Err(e) => format!("{l} ({e})"),
+            },
+            None => l.to_string(),
+        })
+        .collect();
+    entries.sort();
+    entries
 }
 
 fn has_xattr(path: &Path, name: &str) -> bool {
@@ -257,7 +242,7 @@ fn the_kernels_overlay_upper_scans_to_the_expected_changes_and_applies_to_the_me
     // The copy-ups that changed nothing are there, yet must not be listed.
     assert!(run.path("upper/touched.txt").exists() && run.path("upper/opened.txt").exists());
 
-    let diff = run.scan();
+    let diff = scan(&run.base);
     let lines: Vec<String> = diff.changes.iter().map(line).collect();
     assert_eq!(lines, EXPECTED);
     let rodir = diff
@@ -276,24 +261,7 @@ fn the_kernels_overlay_upper_scans_to_the_expected_changes_and_applies_to_the_me
 
     let t = run.target("applied");
     let report = diff.apply_to(&t, |_| true).unwrap();
-    let skipped: Vec<(String, String)> = report
-        .skipped
-        .iter()
-        .map(|(p, w)| (p.display().to_string(), w.clone()))
-        .collect();
-    assert_eq!(
-        skipped,
-        [
-            (
-                "evil".to_string(),
-                "the symlink target leaves the tree".to_string()
-            ),
-            (
-                "fifo".into(),
-                "special files (FIFOs, sockets, devices) are not applied".into()
-            ),
-        ]
-    );
+    assert_skipped(&report, &NEVER_APPLIED);
     assert_eq!(report.applied.len(), EXPECTED.len() - 2);
     assert_eq!(
         listing(&t, &[]),
@@ -320,26 +288,11 @@ fn an_unprivileged_reviewer_applies_the_same_way() {
     fs::create_dir(run.path("outside")).unwrap();
     fs::write(run.path("outside/victim"), "victim").unwrap();
     chown(&run.path("outside"));
-    let bin = Path::new("/tmp").join(format!("stockade-ws-test-{}", std::process::id()));
-    fs::copy(std::env::current_exe().unwrap(), &bin).unwrap();
-    fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let out = Command::new("/usr/sbin/runuser")
-        .args(["-u", TEST_USER, "--"])
-        .arg(&bin)
-        .args([
-            "--exact",
-            "review_as_the_current_user",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("STOCKADE_WS_BASE", &run.base)
-        .current_dir("/")
-        .output()
-        .unwrap();
-    let _ = fs::remove_file(&bin);
-    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(out.status.success(), "{all}");
-    assert!(all.contains("unprivileged review ok"), "{all}");
+    run_as_test_user(
+        "review_as_the_current_user",
+        &[(BASE, run.base.as_os_str())],
+        "unprivileged review ok",
+    );
 }
 
 fn chown(path: &Path) {
@@ -355,45 +308,26 @@ fn chown(path: &Path) {
 #[test]
 #[ignore]
 fn review_as_the_current_user() {
-    let Some(base) = std::env::var_os("STOCKADE_WS_BASE") else {
+    if !in_test_user_run() {
         return;
-    };
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    assert_ne!(euid, 0, "must run as the unprivileged test user");
-    let base = PathBuf::from(base);
-    let diff = WorkspaceDiff::scan(
-        upper_fd(&base.join("upper")),
-        &base.join("lower"),
-        Path::new("/work"),
-    )
-    .unwrap();
+    }
+    let base = PathBuf::from(std::env::var_os(BASE).unwrap());
+    let diff = scan(&base);
     let lines: Vec<String> = diff.changes.iter().map(line).collect();
     assert_eq!(lines, EXPECTED);
 
     let t = base.join("user-target");
     let report = diff.apply_to(&t, |_| true).unwrap();
-    let skipped: Vec<(String, String)> = report
-        .skipped
-        .iter()
-        .map(|(p, w)| (p.display().to_string(), w.clone()))
-        .collect();
-    assert_eq!(
-        skipped,
-        [
+    assert_skipped(
+        &report,
+        &[
+            NEVER_APPLIED[0],
+            NEVER_APPLIED[1],
             (
-                "evil".to_string(),
-                "the symlink target leaves the tree".to_string()
+                "locked",
+                "read the new content in the sandbox: Permission denied (os error 13)",
             ),
-            (
-                "fifo".into(),
-                "special files (FIFOs, sockets, devices) are not applied".into()
-            ),
-            (
-                "locked".into(),
-                "read the new content in the sandbox: Permission denied (os error 13)".into()
-            ),
-        ]
+        ],
     );
     assert_eq!(
         listing(&t, &[]),
@@ -419,24 +353,16 @@ fn review_as_the_current_user() {
             c.path.starts_with("newdir") || c.path == Path::new("edit.txt")
         })
         .unwrap();
-    let skipped: Vec<(String, String)> = report
-        .skipped
-        .iter()
-        .map(|(p, w)| (p.display().to_string(), w.clone()))
-        .collect();
     let in_the_way =
         "open the parent directory: a symlink is in the way and is not followed (ELOOP)";
-    assert_eq!(
-        skipped,
-        [
-            (
-                "edit.txt".to_string(),
-                "the target is now a symlink".to_string()
-            ),
-            ("newdir".into(), "the target is now a symlink".into()),
-            ("newdir/deep".into(), in_the_way.into()),
-            ("newdir/deep/f".into(), in_the_way.into()),
-        ]
+    assert_skipped(
+        &report,
+        &[
+            ("edit.txt", "the target is now a symlink"),
+            ("newdir", "the target is now a symlink"),
+            ("newdir/deep", in_the_way),
+            ("newdir/deep/f", in_the_way),
+        ],
     );
     assert!(report.applied.is_empty());
     assert_eq!(sha(&outside.join("victim")), victim);

@@ -74,6 +74,8 @@ fn good() -> Snapshot {
         net: net(&["lo"]),
         userns_owner: Some(0),
         mount_ids: Some(vec![90, 91]),
+        pid_for_children: Some(Link::Ns(SANDBOX + 1)),
+        time_for_children: Some(Link::Ns(SANDBOX + 7)),
         ..Proc::default()
     };
     let init = Proc {
@@ -83,8 +85,6 @@ fn good() -> Snapshot {
         nspid: vec![100, 1],
         tasks: vec![task(100, 0, 0, 0, 0)],
         ns: init_ns,
-        pid_for_children: Some(Link::Ns(SANDBOX + 1)),
-        time_for_children: Some(Link::Ns(SANDBOX + 7)),
         ..common.clone()
     };
     let command = Proc {
@@ -94,8 +94,6 @@ fn good() -> Snapshot {
         nspid: vec![101, 2],
         tasks: vec![task(101, 2, 1, 1, 0)],
         ns: ns(SANDBOX),
-        pid_for_children: Some(Link::Ns(SANDBOX + 1)),
-        time_for_children: Some(Link::Ns(SANDBOX + 7)),
         max_processes: Some((None, None)),
         ..common
     };

@@ -439,17 +439,20 @@ mod tests {
         v
     }
 
+    /// A watch of the creator in [`records`] whose sink only counts its calls.
+    fn counting_watch(hub: &Arc<Hub>) -> (Watch, Arc<AtomicU64>) {
+        let calls = Arc::new(AtomicU64::new(0));
+        let c = Arc::clone(&calls);
+        let sink: Sink = Arc::new(move |_| {
+            c.fetch_add(1, Ordering::Relaxed);
+        });
+        (hub.watch(77, sink), calls)
+    }
+
     #[test]
     fn a_flood_is_capped_per_watch_and_counted() {
         let (hub, _wake) = Hub::new().unwrap();
-        let calls = Arc::new(AtomicU64::new(0));
-        let c = Arc::clone(&calls);
-        let watch = hub.watch(
-            77,
-            Arc::new(move |_| {
-                c.fetch_add(1, Ordering::Relaxed);
-            }),
-        );
+        let (watch, calls) = counting_watch(&hub);
         let extra = 25;
         let mut recs = records(2, MAX_DENIALS_PER_WATCH + extra);
         hub.take(&mut recs, 0, None);
@@ -467,14 +470,7 @@ mod tests {
     #[test]
     fn no_sink_call_after_the_watch_is_dropped() {
         let (hub, _wake) = Hub::new().unwrap();
-        let calls = Arc::new(AtomicU64::new(0));
-        let c = Arc::clone(&calls);
-        let watch = hub.watch(
-            77,
-            Arc::new(move |_| {
-                c.fetch_add(1, Ordering::Relaxed);
-            }),
-        );
+        let (watch, calls) = counting_watch(&hub);
         hub.take(&mut records(2, 1), 0, None);
         assert_eq!(calls.load(Ordering::Relaxed), 1);
         drop(watch);
@@ -485,14 +481,7 @@ mod tests {
     #[test]
     fn a_flush_is_answered_by_the_first_pass_after_its_barrier() {
         let (hub, _wake) = Hub::new().unwrap();
-        let calls = Arc::new(AtomicU64::new(0));
-        let c = Arc::clone(&calls);
-        let _watch = hub.watch(
-            77,
-            Arc::new(move |_| {
-                c.fetch_add(1, Ordering::Relaxed);
-            }),
-        );
+        let (_watch, calls) = counting_watch(&hub);
         // An event without its end: held until a flush's pass finishes it.
         let mut recs = records(2, 1);
         recs.pop();

@@ -1,8 +1,13 @@
 //! Shared helpers for the integration tests: root check, scratch workspaces,
-//! and host /proc scans. std + libc only.
+//! host /proc scans, and re-running a test as the unprivileged test user.
+//! std + libc only.
 #![allow(dead_code)]
 
+pub mod procs;
+
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Every test here needs root (CI runs them as root): fail loudly otherwise.
@@ -12,6 +17,63 @@ pub fn require_root() {
     assert_eq!(
         euid, 0,
         "the stockade integration tests must run as root (euid is {euid})"
+    );
+}
+
+/// The unprivileged account the tests run as.
+pub const TEST_USER: &str = "stockade-test";
+
+/// Set for the body run by [`run_as_test_user`].
+const TEST_USER_RUN: &str = "STOCKADE_TEST_USER_RUN";
+
+/// Runs the `#[ignore]`d test `body` of this test binary as [`TEST_USER`]
+/// (created if missing), with `envs` set; asserts that it succeeded and
+/// printed `done`. The binary is run from a copy in /tmp: Cargo's target
+/// dir may sit where the test user cannot traverse.
+pub fn run_as_test_user(body: &str, envs: &[(&str, &OsStr)], done: &str) {
+    require_root();
+    ensure_test_user();
+    let bin = Path::new("/tmp").join(format!("stockade-{body}-{}", std::process::id()));
+    std::fs::copy(std::env::current_exe().unwrap(), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = Command::new("/usr/sbin/runuser")
+        .args(["-u", TEST_USER, "--"])
+        .arg(&bin)
+        .args(["--exact", body, "--ignored", "--nocapture"])
+        .env(TEST_USER_RUN, "1")
+        .envs(envs.iter().copied())
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&bin);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains(done), "{all}");
+}
+
+/// True in the body run by [`run_as_test_user`], which then must not be
+/// root; false when the body is run any other way (it should then return).
+pub fn in_test_user_run() -> bool {
+    if std::env::var_os(TEST_USER_RUN).is_none() {
+        return false;
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert_ne!(euid, 0, "must run as the unprivileged test user");
+    true
+}
+
+/// [`TEST_USER`] (`useradd -M`), created if missing.
+fn ensure_test_user() {
+    let out = Command::new("useradd")
+        .args(["-M", "-s", "/bin/sh", TEST_USER])
+        .output()
+        .expect("run useradd");
+    // 9: the user exists already.
+    assert!(
+        out.status.success() || out.status.code() == Some(9),
+        "useradd: {}",
+        text(&out.stderr)
     );
 }
 
