@@ -146,8 +146,9 @@ struct RunArgs {
     #[arg(long)]
     allow_no_landlock: bool,
     /// Do not record refused syscalls: the filter refuses them in the kernel
-    /// and they are not events (by default each refusal is answered by
-    /// this process and recorded; allowed syscalls are not affected).
+    /// and they are not events (with --events or --report, each refusal is
+    /// by default answered by this process and recorded; allowed syscalls
+    /// are not affected).
     #[arg(long)]
     no_syscall_events: bool,
     /// Mount DST as granted but give it no Landlock rule (stricter only; for
@@ -242,7 +243,12 @@ fn run(args: &RunArgs) -> ExitCode {
         let (seen, file) = (events.clone(), events_file.clone());
         // The CLI is small and single-threaded: it does the helper's setup
         // itself.
+        // Nobody reads the record without --events/--report: skip what
+        // makes it (one fewer thread, no audit query per run).
+        let recorded = args.events.is_some() || args.report.is_some();
         let mut child = sb
+            .syscall_events(recorded && !args.no_syscall_events)
+            .landlock_events(recorded)
             .on_event(move |e| {
                 if let Some(f) = file.as_ref() {
                     write_event_line(f, &report::Line::new(e));

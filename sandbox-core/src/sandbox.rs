@@ -78,6 +78,7 @@ pub struct Sandbox {
     proxy_sink: Option<ProxySink>,
     event_sink: Option<Sink>,
     syscall_events: bool,
+    landlock_events: bool,
 }
 
 /// The caller's event callback.
@@ -133,6 +134,7 @@ impl Sandbox {
             proxy_sink: None,
             event_sink: None,
             syscall_events: true,
+            landlock_events: true,
         }
     }
 
@@ -152,6 +154,14 @@ impl Sandbox {
     /// not affected. Off: refusals are answered in the kernel and not seen.
     pub fn syscall_events(mut self, on: bool) -> Self {
         self.syscall_events = on;
+        self
+    }
+
+    /// Record Landlock's denials where the kernel reports them (default on;
+    /// see [`crate::events`]). Off: the per-spawn check whether this host
+    /// reports them (a netlink query for a root caller) is skipped too.
+    pub fn landlock_events(mut self, on: bool) -> Self {
+        self.landlock_events = on;
         self
     }
 
@@ -479,7 +489,7 @@ impl Sandbox {
         let mut plan = self.plan()?;
         // Landlock's denials, where the kernel reports them: the reader
         // must listen before the command runs.
-        plan.hold_reaping = crate::events::landlock::visible();
+        plan.hold_reaping = self.landlock_events && crate::events::landlock::visible();
         let [d0, d1, d2] = defaults;
         let choose = |i: usize, d: Stdio| self.stdio[i].clone().unwrap_or(d);
         let (in_child, in_host) = connect(choose(0, d0), 0)?;
