@@ -24,8 +24,10 @@ def bwrap():
 
 VARIANTS = {
     "bare": [],
-    "stockade, refusals recorded": [STOCKADE, "run", "--ro", os.path.dirname(LOOP), "--"],
-    "stockade, not recorded": [STOCKADE, "run", "--no-syscall-events",
+    # The CLI records events only when asked to write them somewhere.
+    "stockade, refusals recorded": [STOCKADE, "run", "--events", "/dev/null",
+                                    "--ro", os.path.dirname(LOOP), "--"],
+    "stockade, not recorded": [STOCKADE, "run", "--events", "/dev/null", "--no-syscall-events",
                                "--ro", os.path.dirname(LOOP), "--"],
 }
 if shutil.which("bwrap"):

@@ -57,6 +57,8 @@ pub(crate) fn watch(
     command: Option<u64>,
 ) -> std::io::Result<()> {
     let sup = supervisor()?;
+    // Best effort: a faster answer on kernels that have it.
+    let _ = sys::notif_sync_wake_up(listener.as_fd());
     let token = sup.next.fetch_add(1, Ordering::Relaxed);
     let w = Arc::new(Watched {
         listener,

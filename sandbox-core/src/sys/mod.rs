@@ -256,6 +256,24 @@ pub fn notif_refuse(listener: BorrowedFd<'_>, id: u64, errno: i32) -> Result<(),
     Ok(())
 }
 
+/// Ask the kernel to wake the supervisor and the caller of a refused
+/// syscall synchronously (`SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`, Linux 6.6):
+/// the answer comes sooner. Older kernels refuse; nothing else changes.
+pub fn notif_sync_wake_up(listener: BorrowedFd<'_>) -> Result<(), Errno> {
+    /// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (uapi `linux/seccomp.h`).
+    const SYNC_WAKE_UP: u64 = 1;
+    // SAFETY: the ioctl takes its u64 argument by value (`_IOW` with u64,
+    // but the kernel reads `arg` itself); no memory is passed.
+    check(unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+            SYNC_WAKE_UP,
+        )
+    } as c_long)?;
+    Ok(())
+}
+
 /// Whether the kernel has seccomp user notification (Linux 5.0+).
 pub fn seccomp_user_notif_available() -> bool {
     let mut sizes = libc::seccomp_notif_sizes {
