@@ -68,7 +68,7 @@ pub enum Spawner {
 }
 
 enum AnyChild {
-    Plain(stockade::Child),
+    Plain(Box<stockade::Child>),
     Session(stockade::SessionChild),
 }
 
@@ -169,7 +169,7 @@ fn spawn_any(
                 sb = sb.env(k, v);
             }
             // `sb` (and with it our copies of passed pipe ends) drops here.
-            sb.spawn().map(AnyChild::Plain)
+            sb.spawn().map(|c| AnyChild::Plain(Box::new(c)))
         }
         Spawner::Session(slot) => {
             let guard = slot.read().unwrap_or_else(|p| p.into_inner());

@@ -10,7 +10,7 @@ use stockade::proxy::ProxyEvent;
 use stockade::{ChildStderr, ChildStdin, ChildStdout, Error, ExitStatus, KillHandle, Output};
 
 pub enum AnyChild {
-    Plain(stockade::Child),
+    Plain(Box<stockade::Child>),
     Session(stockade::SessionChild),
 }
 

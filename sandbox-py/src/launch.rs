@@ -43,7 +43,7 @@ impl Target {
                 if let Some(t) = call.timeout {
                     sb = sb.timeout(t);
                 }
-                sb.spawn().map(AnyChild::Plain)
+                sb.spawn().map(|c| AnyChild::Plain(Box::new(c)))
             }
             Target::Session(s) => {
                 let mut cmd = s
