@@ -56,6 +56,9 @@ for_each_caller! {
 
 const SYSTEM_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
+/// Every preset.
+const ALL: [&str; 3] = ["python", "node", "rust"];
+
 /// `stockade run` as `caller` with exactly `env` (and a system `PATH`),
 /// nothing inherited from the test process.
 fn cli(caller: Caller, env: &[(&str, &str)]) -> Command {
@@ -174,11 +177,19 @@ fn fake_home(caller: Caller, t: &TestDir) -> PathBuf {
     home
 }
 
-fn preset_opts(presets: &[&str]) -> Vec<String> {
-    presets
-        .iter()
-        .flat_map(|p| ["--preset".to_string(), p.to_string()])
-        .collect()
+/// `stockade run --preset P... [--cache MODE] -- sh -c SCRIPT` with `HOME`.
+fn run_presets(
+    caller: Caller,
+    home: &str,
+    presets: &[&str],
+    cache: Option<&str>,
+    script: &str,
+) -> Output {
+    let mut opts: Vec<&str> = presets.iter().flat_map(|p| ["--preset", p]).collect();
+    if let Some(mode) = cache {
+        opts.extend(["--cache", mode]);
+    }
+    run_sh(caller, &[("HOME", home)], &opts, script)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -222,9 +233,7 @@ fn toolchains_visible_and_read_only(caller: Caller) {
         script = script.probe(name, &format!("echo x > {h}/{path}"));
     }
     script = script.probe("w_tool", &format!("echo x >> {h}/.cargo/bin/fakecargo"));
-    let opts = preset_opts(&["python", "node", "rust"]);
-    let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
-    let out = run_sh(caller, &[("HOME", h)], &opts, &script.build());
+    let out = run_presets(caller, h, &ALL, None, &script.build());
     assert_code(&out, 0);
     let p = probes(&out);
     for tool in [
@@ -311,10 +320,7 @@ fn secrets_invisible(caller: Caller) {
             for (i, secret) in SECRETS.iter().enumerate() {
                 script = script.probe(&format!("s{i}"), &format!("cat {h}/{secret}"));
             }
-            let mut opts = preset_opts(presets);
-            opts.extend(["--cache".to_string(), mode.to_string()]);
-            let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
-            let out = run_sh(caller, &[("HOME", h)], &opts, &script.build());
+            let out = run_presets(caller, h, presets, Some(mode), &script.build());
             assert_code(&out, 0);
             let p = probes(&out);
             for (i, want) in listings.iter().enumerate() {
@@ -362,38 +368,20 @@ fn cache_modes(caller: Caller) {
             .probe(&format!("edit{i}"), &format!("echo more >> {h}/{c}/marker"));
     }
     let script = script.build();
-    let opts = |mode: &str| {
-        let mut o = preset_opts(&["python", "node", "rust"]);
-        o.extend(["--cache".into(), mode.into()]);
-        o
-    };
-    let env = [("HOME", h)];
     let markers = ["pip-cache", "npm-cache", "registry", "git"];
 
     let before = snapshot(&home);
-    let o = opts("ro");
-    let out = run_sh(
-        caller,
-        &env,
-        &o.iter().map(String::as_str).collect::<Vec<_>>(),
-        &script,
-    );
+    let out = run_presets(caller, h, &ALL, Some("ro"), &script);
     assert_code(&out, 0);
     let p = probes(&out);
-    for i in 0..caches.len() {
-        p.ok(&format!("read{i}"), markers[i]);
+    for (i, marker) in markers.iter().enumerate() {
+        p.ok(&format!("read{i}"), marker);
         p.fails_with(&format!("new{i}"), "Read-only file system");
         p.fails_with(&format!("edit{i}"), "Read-only file system");
     }
     assert_eq!(before, snapshot(&home), "--cache ro changed the host");
 
-    let o = opts("overlay");
-    let out = run_sh(
-        caller,
-        &env,
-        &o.iter().map(String::as_str).collect::<Vec<_>>(),
-        &script,
-    );
+    let out = run_presets(caller, h, &ALL, Some("overlay"), &script);
     assert_code(&out, 0);
     let p = probes(&out);
     for i in 0..caches.len() {
@@ -402,13 +390,7 @@ fn cache_modes(caller: Caller) {
     }
     assert_eq!(before, snapshot(&home), "--cache overlay changed the host");
 
-    let o = opts("persist");
-    let out = run_sh(
-        caller,
-        &env,
-        &o.iter().map(String::as_str).collect::<Vec<_>>(),
-        &script,
-    );
+    let out = run_presets(caller, h, &ALL, Some("persist"), &script);
     assert_code(&out, 0);
     let p = probes(&out);
     for (i, c) in caches.iter().enumerate() {
@@ -449,12 +431,7 @@ fn missing_caches(caller: Caller) {
             "echo ${PIP_CACHE_DIR:-unset} ${npm_config_cache:-unset}",
         )
         .build();
-    let presets = preset_opts(&["python", "node", "rust"]);
-    let with = |mode: &str| {
-        let mut o: Vec<&str> = presets.iter().map(String::as_str).collect();
-        o.extend(["--cache", mode]);
-        run_sh(caller, &[("HOME", h)], &o, &script)
-    };
+    let with = |mode| run_presets(caller, h, &ALL, Some(mode), &script);
     let before = snapshot(&home);
 
     let out = with("overlay");
