@@ -6,10 +6,13 @@
 //! caller to any host the sandbox's network reaches) and to list, add or
 //! remove keys, for as long as it runs; it cannot read the private keys.
 //!
-//! Landlock (up to ABI 7) has no access right for `connect(2)` to a pathname
-//! socket (`make_sock` covers creating one), so the bound socket needs no
-//! rule; what the kernel checks is write permission on the socket inode,
-//! which the caller's own socket grants to the caller's own ids inside.
+//! Landlock up to ABI 7 (our [`crate::landlock::MAX_ABI`]) has no access
+//! right for `connect(2)` to a pathname socket (`make_sock` covers creating
+//! one), so the bound socket needs no rule; what the kernel checks is write
+//! permission on the socket inode, which the caller's own socket grants to
+//! the caller's own ids inside. ABI 8 adds `LANDLOCK_ACCESS_FS_RESOLVE_UNIX`:
+//! once that is vetted, the socket's rule must carry it (the ssh-agent tests
+//! connect with Landlock on and would fail first).
 //!
 //! A root caller's sandbox runs as an unprivileged host id, and OpenSSH's
 //! agent refuses peers whose uid is neither its own nor 0. For a root caller
