@@ -151,6 +151,20 @@ struct RunArgs {
     /// are not affected).
     #[arg(long)]
     no_syscall_events: bool,
+    /// Show a toolchain installed in your home, read-only: python (pyenv,
+    /// ~/.local), node (nvm), rust (rustup, ~/.cargo/bin). Repeatable.
+    #[arg(long, value_name = "python|node|rust")]
+    preset: Vec<String>,
+    /// The presets' caches (~/.cache/pip, ~/.npm, ~/.cargo/registry and
+    /// git): ro, overlay (writable, discarded at exit; default) or persist
+    /// (writes land on the host).
+    #[arg(long, value_name = "ro|overlay|persist")]
+    cache: Option<String>,
+    /// Bind your ssh-agent socket ($SSH_AUTH_SOCK) in at
+    /// /run/ssh-agent.sock: the command can make the agent sign with your
+    /// keys while it runs, but not read them.
+    #[arg(long)]
+    ssh_agent: bool,
     /// Mount DST as granted but give it no Landlock rule (stricter only; for
     /// tests proving Landlock holds on its own).
     #[arg(long, value_name = "DST", hide = true)]
@@ -192,6 +206,9 @@ impl RunArgs {
             allow_no_landlock: self.allow_no_landlock.then_some(true),
             syscall_events: self.no_syscall_events.then_some(false),
             landlock_withhold: self.landlock_withhold.clone(),
+            preset: self.preset.clone(),
+            cache: self.cache.clone(),
+            ssh_agent: self.ssh_agent.then_some(true),
             ..Default::default()
         };
         for kv in &self.env {

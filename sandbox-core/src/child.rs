@@ -288,6 +288,7 @@ pub struct Child {
     overlays: Vec<crate::fs::Upper>,
     landlock: Option<crate::events::landlock::Watch>,
     expected: crate::attest::Expected,
+    agent_relay: Option<crate::ssh_agent::Relay>,
 }
 
 impl Child {
@@ -316,6 +317,7 @@ impl Child {
             overlays,
             landlock: None,
             expected: Default::default(),
+            agent_relay: None,
         }
     }
 
@@ -369,6 +371,12 @@ impl Child {
         }
         let expected = self.expected.with_cgroup(self.cgroup.as_ref());
         crate::attest::attest(self.pid, &expected)
+    }
+
+    /// Forward ssh-agent connections through `relay` until the handle is
+    /// dropped.
+    pub(crate) fn keep_agent_relay(&mut self, relay: crate::ssh_agent::Relay) {
+        self.agent_relay = Some(relay);
     }
 
     /// Serve this sandbox's proxy listeners until it ends.

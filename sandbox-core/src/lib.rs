@@ -33,6 +33,7 @@ mod sandbox;
 /// The seccomp-BPF syscall filter: policy table, compiler and test interpreter.
 pub mod seccomp;
 pub mod session;
+mod ssh_agent;
 mod supervise;
 mod sys;
 /// What a sandbox changed in an `--overlay` workspace: scan, review, apply.
@@ -46,7 +47,9 @@ pub use error::{Error, Layer, SetupFailure};
 pub use events::{Event, EventKind, EventSink};
 pub use kill_handle::KillHandle;
 pub use launch::helper::set_helper_path;
-pub use policy::{parse_size, Fs, Limits, Mount, Net, PolicyFile, ProxyPolicy, Syscalls};
+pub use policy::{
+    parse_size, CacheMode, Fs, Limits, Mount, Net, PolicyFile, Preset, ProxyPolicy, Syscalls,
+};
 pub use sandbox::Sandbox;
 pub use session::{Session, SessionChild, SessionCommand};
 

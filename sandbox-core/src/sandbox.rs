@@ -12,7 +12,7 @@ use crate::child::{Child, ExitStatus, Output, Stdio};
 use crate::error::{Error, Layer};
 use crate::fs::plan::{self, RealHost};
 use crate::launch::{self, helper, wire};
-use crate::policy::{self, Fs, Limits, Net, Syscalls};
+use crate::policy::{self, CacheMode, Fs, Limits, Net, Preset, Syscalls};
 use crate::session::{self, Session};
 
 /// Host id that a root caller's sandbox ids map to: `nobody`.
@@ -79,6 +79,10 @@ pub struct Sandbox {
     event_sink: Option<Sink>,
     syscall_events: bool,
     landlock_events: bool,
+    presets: Vec<Preset>,
+    cache: CacheMode,
+    preset_home: Option<PathBuf>,
+    ssh_agent: bool,
 }
 
 /// The caller's event callback.
@@ -135,7 +139,45 @@ impl Sandbox {
             event_sink: None,
             syscall_events: true,
             landlock_events: true,
+            presets: Vec::new(),
+            cache: CacheMode::default(),
+            preset_home: None,
+            ssh_agent: false,
         }
+    }
+
+    /// Show a toolchain installed in the caller's home, read-only, at its
+    /// host path, and set the variables that find it (see [`Preset`]);
+    /// repeatable. What is not installed is skipped; nothing else of the
+    /// home becomes visible. `HOME` stays `/tmp`.
+    pub fn preset(mut self, preset: Preset) -> Self {
+        self.presets.push(preset);
+        self
+    }
+
+    /// How the presets' caches are shown (default [`CacheMode::Overlay`]:
+    /// writable, discarded at exit).
+    pub fn cache(mut self, mode: CacheMode) -> Self {
+        self.cache = mode;
+        self
+    }
+
+    /// The home whose toolchains the presets show (default: the caller's
+    /// `$HOME` when the sandbox is spawned).
+    pub fn preset_home(mut self, home: impl Into<PathBuf>) -> Self {
+        self.preset_home = Some(home.into());
+        self
+    }
+
+    /// Bind the caller's ssh-agent socket (`$SSH_AUTH_SOCK`, read when the
+    /// sandbox is spawned) at `/run/ssh-agent.sock` and point
+    /// `SSH_AUTH_SOCK` there; nothing else of `~/.ssh`. The command can make
+    /// the agent sign with the caller's keys while it runs (authenticate as
+    /// the caller wherever the sandbox's network reaches), not read them.
+    /// Without a usable `SSH_AUTH_SOCK` this is a policy error.
+    pub fn ssh_agent(mut self, on: bool) -> Self {
+        self.ssh_agent = on;
+        self
     }
 
     /// Call `sink` with every [`crate::Event`] of each sandbox spawned from
@@ -398,7 +440,8 @@ impl Sandbox {
     /// # Ok(()) }
     /// ```
     pub fn session(&self) -> Result<Session, Error> {
-        let mut plan = self.plan_for(true)?;
+        let relay = self.agent_relay()?;
+        let mut plan = self.plan_to_start(true, relay.as_ref().map(|r| r.path()))?;
         // Pass-throughs travel with each command, not with the sandbox.
         plan.pass_fds.clear();
         let mut defaults = session::Defaults {
@@ -412,6 +455,10 @@ impl Sandbox {
                 .idmap_grants
                 .then_some((plan.identity.host_uid, plan.identity.host_gid)),
             attest: Default::default(),
+            tmpdirs: policy::tmpdir::WritableDirs::of(
+                plan.base.iter().chain(&plan.mounts),
+                disk_owner(&plan.identity, plan.idmap_grants),
+            ),
         };
         let proxy_policy = self.proxy_policy()?;
         // The init ignores a session's own stdio: /dev/null fills the slots.
@@ -443,7 +490,12 @@ impl Sandbox {
                 }
             }
         };
-        Session::new(launched, defaults, served, events)
+        let mut session = Session::new(launched, defaults, served, events)?;
+        if let Some(mut relay) = relay {
+            relay.serve()?;
+            session.keep_agent_relay(relay);
+        }
+        Ok(session)
     }
 
     fn identity(&self) -> Result<wire::Identity, Error> {
@@ -486,7 +538,8 @@ impl Sandbox {
 
     fn spawn_mode(&self, defaults: [Stdio; 3], in_process: bool) -> Result<Child, Error> {
         let started = Instant::now();
-        let mut plan = self.plan()?;
+        let mut relay = self.agent_relay()?;
+        let mut plan = self.plan_to_start(false, relay.as_ref().map(|r| r.path()))?;
         // Landlock's denials, where the kernel reports them: the reader
         // must listen before the command runs.
         plan.hold_reaping = self.landlock_events && crate::events::landlock::visible();
@@ -532,6 +585,10 @@ impl Sandbox {
             uppers,
         );
         child.expect(self.attest_expected(&plan, limits_level));
+        if let Some(mut relay) = relay.take() {
+            relay.serve()?;
+            child.keep_agent_relay(relay);
+        }
         if let Some(listener) = syscall_listener {
             watch_refusals(listener, &plan, &log, None)?;
         }
@@ -586,19 +643,46 @@ impl Sandbox {
         self.plan_for(true).map(|_| ())
     }
 
-    /// Validate the policy and compute everything the helper needs.
-    pub(crate) fn plan(&self) -> Result<wire::Plan, Error> {
-        self.plan_for(false)
+    /// Validate the policy and compute everything the helper needs, for a
+    /// command or for a session (no command; see [`wire::Plan::session`]),
+    /// without creating anything on the host.
+    pub(crate) fn plan_for(&self, session: bool) -> Result<wire::Plan, Error> {
+        self.plan_with(session, None, false)
     }
 
-    /// [`Sandbox::plan`], or for a session (no command; see
-    /// [`wire::Plan::session`]).
-    pub(crate) fn plan_for(&self, session: bool) -> Result<wire::Plan, Error> {
+    /// The plan of a sandbox about to start: the ssh-agent socket to bind is
+    /// `agent_src` when given (a root caller's relay), and presets create
+    /// missing caches in persist mode.
+    fn plan_to_start(&self, session: bool, agent_src: Option<&Path>) -> Result<wire::Plan, Error> {
+        self.plan_with(session, agent_src, true)
+    }
+
+    fn plan_with(
+        &self,
+        session: bool,
+        agent_src: Option<&Path>,
+        create_caches: bool,
+    ) -> Result<wire::Plan, Error> {
         self.proxy_policy()?;
         if !session && (self.argv.is_empty() || self.argv[0].is_empty()) {
             return Err(Error::policy("no command given"));
         }
-        let fs = self.fs.clone().validated()?;
+        let additions = self.additions(agent_src, create_caches)?;
+        let mut fs = self.fs.clone();
+        for m in additions.mounts.iter().cloned() {
+            // The caller's own grant of the same path wins, and a fresh
+            // cache is not made inside one: its mount point would be created
+            // in the host directory behind the grant.
+            let fresh = matches!(m, policy::Mount::Tmpfs { .. });
+            let covered = fs
+                .mounts()
+                .iter()
+                .any(|g| g.dst() == m.dst() || (fresh && m.dst().starts_with(g.dst())));
+            if !covered {
+                fs = fs.mount(m);
+            }
+        }
+        let fs = fs.validated()?;
         let identity = self.identity()?;
         let root = nix::unistd::geteuid().is_root();
         let (uid, gid) = (identity.uid, identity.gid);
@@ -648,7 +732,14 @@ impl Sandbox {
         };
         let plan = wire::Plan {
             argv: self.argv.clone(),
-            env: self.environment(uid),
+            env: self.environment(
+                uid,
+                &additions,
+                policy::tmpdir::WritableDirs::of(
+                    base.iter().chain(&mounts),
+                    disk_owner(&identity, root),
+                ),
+            ),
             cwd: cwd.to_string_lossy().into_owned(),
             hostname: self.hostname.clone(),
             identity,
@@ -738,11 +829,71 @@ impl Sandbox {
         Ok((Some(cg), level))
     }
 
-    /// A safe base set, then pass-throughs, then explicit values.
-    fn environment(&self, uid: u32) -> Vec<(String, String)> {
+    /// What the presets and the ssh-agent passthrough add to the caller's
+    /// own grants and variables.
+    fn additions(&self, agent_src: Option<&Path>, create_caches: bool) -> Result<Additions, Error> {
+        let mut add = Additions::default();
+        let home = self.preset_home.clone().or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|h| h.is_absolute())
+        });
+        if let (false, Some(home)) = (self.presets.is_empty(), home) {
+            let caller_path = std::env::var("PATH").ok();
+            let var = |k: &str| std::env::var(k).ok();
+            let caller = policy::preset::Caller {
+                home: &home,
+                path: caller_path.as_deref(),
+                var: &var,
+                create_caches,
+            };
+            let x = policy::preset::expand(&self.presets, self.cache, &caller)?;
+            add.mounts = x.mounts;
+            add.env = x.env;
+            add.path = x.path;
+        }
+        if self.ssh_agent {
+            let src = match agent_src {
+                Some(p) => p.to_path_buf(),
+                None => crate::ssh_agent::caller_socket()?,
+            };
+            add.mounts.push(policy::Mount::ReadOnly {
+                src,
+                dst: crate::ssh_agent::INSIDE_SOCKET.into(),
+            });
+        }
+        Ok(add)
+    }
+
+    /// For a root caller with [`Sandbox::ssh_agent`]: the relay whose socket
+    /// is bound in (see [`crate::ssh_agent`]).
+    fn agent_relay(&self) -> Result<Option<crate::ssh_agent::Relay>, Error> {
+        if !self.ssh_agent || !nix::unistd::geteuid().is_root() {
+            return Ok(None);
+        }
+        let upstream = crate::ssh_agent::caller_socket()?;
+        crate::ssh_agent::Relay::bind(&upstream).map(Some)
+    }
+
+    /// A safe base set, then the presets' variables, then pass-throughs,
+    /// the ssh-agent's socket, and explicit values. `TMPDIR` always ends up
+    /// naming a directory writable inside (see [`policy::tmpdir`]).
+    fn environment(
+        &self,
+        uid: u32,
+        add: &Additions,
+        tmpdirs: policy::tmpdir::WritableDirs,
+    ) -> Vec<(String, String)> {
         let user = if uid == 0 { "root" } else { "sandbox" };
+        let path = add
+            .path
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .chain([DEFAULT_PATH.to_string()])
+            .collect::<Vec<_>>()
+            .join(":");
         let mut env: Vec<(String, String)> = vec![
-            ("PATH".into(), DEFAULT_PATH.into()),
+            ("PATH".into(), path),
             ("HOME".into(), "/tmp".into()),
             ("TMPDIR".into(), "/tmp".into()),
             ("USER".into(), user.into()),
@@ -760,6 +911,9 @@ impl Sandbox {
             env.retain(|(ek, _)| ek != k);
             env.push((k.to_string(), v));
         };
+        for (k, v) in &add.env {
+            set(k, v.clone());
+        }
         for k in SAFE_ENV
             .iter()
             .copied()
@@ -769,11 +923,36 @@ impl Sandbox {
                 set(k, v);
             }
         }
+        if self.ssh_agent {
+            set("SSH_AUTH_SOCK", crate::ssh_agent::INSIDE_SOCKET.into());
+        }
         for (k, v) in &self.env {
             set(k, v.clone());
         }
+        tmpdirs.fix(&mut env);
         env
     }
+}
+
+/// The on-disk ids that appear as the sandbox's own user and group in its
+/// grants: the inside ids through a root caller's idmapped grants, the
+/// caller's own ids otherwise.
+fn disk_owner(id: &wire::Identity, idmapped: bool) -> (u32, u32) {
+    if idmapped {
+        (id.uid, id.gid)
+    } else {
+        (id.host_uid, id.host_gid)
+    }
+}
+
+/// Grants and variables added to the caller's own by presets and the
+/// ssh-agent passthrough.
+#[derive(Debug, Default)]
+struct Additions {
+    mounts: Vec<policy::Mount>,
+    env: Vec<(String, String)>,
+    /// Directories put on `PATH` before the system ones.
+    path: Vec<PathBuf>,
 }
 
 /// Linux 5.14+ counts `RLIMIT_NPROC` per user namespace (ucounts): a limit

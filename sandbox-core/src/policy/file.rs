@@ -14,6 +14,9 @@
 //! syscalls-deny = ["getppid"]  # EPERM; wins over syscalls-allow
 //! loopback-tcp = true          # servers on the sandbox's own loopback
 //! allow-no-landlock = true     # run on hosts without Landlock
+//! preset = ["python", "rust"]  # toolchains from the caller's home, read-only
+//! cache = "overlay"            # their caches: ro, overlay (default), persist
+//! ssh-agent = true             # bind $SSH_AUTH_SOCK at /run/ssh-agent.sock
 //! ```
 //! Unknown keys and wrong types are errors naming the key and its line.
 
@@ -101,6 +104,14 @@ pub struct PolicyFile {
     /// [`crate::Sandbox::syscall_events`]).
     #[serde(alias = "syscall_events")]
     pub syscall_events: Option<bool>,
+    /// Toolchain presets (`python`, `node`, `rust`).
+    #[serde(default)]
+    pub preset: Vec<String>,
+    /// How the presets' caches are shown: `ro`, `overlay`, `persist`.
+    pub cache: Option<String>,
+    /// Bind the caller's ssh-agent socket.
+    #[serde(alias = "ssh_agent")]
+    pub ssh_agent: Option<bool>,
     /// Mounted paths withheld from Landlock (stricter only; for tests).
     #[serde(skip)]
     pub landlock_withhold: Vec<PathBuf>,
@@ -226,6 +237,9 @@ impl PolicyFile {
         self.allow_no_landlock = other.allow_no_landlock.or(self.allow_no_landlock);
         self.syscall_events = other.syscall_events.or(self.syscall_events);
         self.landlock_withhold.extend(other.landlock_withhold);
+        self.preset.extend(other.preset);
+        self.cache = other.cache.or(self.cache);
+        self.ssh_agent = other.ssh_agent.or(self.ssh_agent);
         self
     }
 
@@ -369,7 +383,18 @@ impl PolicyFile {
         for w in &self.landlock_withhold {
             sb = sb.landlock_withhold(w);
         }
-        Ok(sb)
+        for name in &self.preset {
+            sb = sb.preset(name.parse()?);
+        }
+        if let Some(mode) = &self.cache {
+            if self.preset.is_empty() {
+                return Err(Error::policy(
+                    "--cache applies to the caches of a --preset; none is given",
+                ));
+            }
+            sb = sb.cache(mode.parse()?);
+        }
+        Ok(sb.ssh_agent(self.ssh_agent.unwrap_or(false)))
     }
 }
 
@@ -404,6 +429,35 @@ mod tests {
         };
         let err = bad.to_sandbox().unwrap_err().to_string();
         assert!(err.contains("`fork2`"), "{err}");
+    }
+
+    #[test]
+    fn preset_keys_parse_and_bad_values_are_policy_errors() {
+        let text = "preset = [\"python\", \"rust\"]\ncache = \"persist\"\nssh-agent = false\n";
+        let p = PolicyFile::from_toml_str(text, "p.toml").unwrap();
+        assert_eq!(p.preset, ["python", "rust"]);
+        assert_eq!(p.cache.as_deref(), Some("persist"));
+        assert!(p.to_sandbox().is_ok());
+        let merged = p.merge(PolicyFile {
+            preset: vec!["node".into()],
+            cache: Some("ro".into()),
+            ..Default::default()
+        });
+        assert_eq!(merged.preset, ["python", "rust", "node"]);
+        assert_eq!(merged.cache.as_deref(), Some("ro"));
+        for (bad, names) in [
+            (r#"preset = ["ruby"]"#, "python, node, rust"),
+            (
+                "preset = [\"node\"]\ncache = \"rw\"",
+                "ro, overlay or persist",
+            ),
+            (r#"cache = "ro""#, "--preset"),
+        ] {
+            let p = PolicyFile::from_toml_str(bad, "p.toml").unwrap();
+            let err = p.to_sandbox().unwrap_err();
+            assert!(matches!(err, Error::Policy(_)), "{err:?}");
+            assert!(err.to_string().contains(names), "{err}");
+        }
     }
 
     #[test]

@@ -4,9 +4,12 @@
 //! plan ([`crate::fs::plan`]) that the helper carries out.
 
 mod file;
+pub(crate) mod preset;
 mod size;
+pub(crate) mod tmpdir;
 
 pub use file::PolicyFile;
+pub use preset::{CacheMode, Preset};
 pub use size::parse_size;
 
 use std::path::{Component, Path, PathBuf};

@@ -198,6 +198,7 @@ impl<'s> SessionCommand<'s> {
             env.retain(|(ek, _)| ek != k);
             env.push((k.clone(), v.clone()));
         }
+        d.tmpdirs.fix(&mut env);
         Ok(Spawn {
             id: 0,
             argv: self.argv.clone(),

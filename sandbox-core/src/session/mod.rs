@@ -74,6 +74,8 @@ pub(crate) struct Defaults {
     pub pipe_owner: Option<(u32, u32)>,
     /// What [`Session::attest`] holds the sandbox to.
     pub attest: crate::attest::Expected,
+    /// Where a command's own `TMPDIR` may point.
+    pub tmpdirs: crate::policy::tmpdir::WritableDirs,
 }
 
 /// A warm sandbox that runs many commands. See the [module
@@ -104,6 +106,8 @@ pub struct Session {
     cgroup: Option<crate::cgroup::SandboxCgroup>,
     /// The overlay uppers (`--overlay`), for the workspace diff.
     overlays: Vec<crate::fs::Upper>,
+    /// A root caller's ssh-agent relay, served while the session lives.
+    agent_relay: Option<crate::ssh_agent::Relay>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -141,6 +145,7 @@ impl Session {
             landlock_abi: launched.landlock_abi,
             cgroup: launched.cgroup,
             overlays: events.overlays,
+            agent_relay: None,
         })
     }
 
@@ -184,6 +189,11 @@ impl Session {
     /// caller accepted running without Landlock).
     pub fn landlock_abi(&self) -> u32 {
         self.landlock_abi
+    }
+
+    /// Forward ssh-agent connections through `relay` while the session lives.
+    pub(crate) fn keep_agent_relay(&mut self, relay: crate::ssh_agent::Relay) {
+        self.agent_relay = Some(relay);
     }
 
     /// Every decision of the session's egress proxy so far (`Net::Proxy`;
