@@ -26,6 +26,9 @@ pub const STAGING: &str = "/tmp";
 
 type Result<T> = std::result::Result<T, SetupFailure>;
 
+/// The step that mounts the sandbox's procfs (named in errors; `doctor::diagnose` explains it).
+pub(crate) const MOUNT_PROC_STEP: &str = "mount /proc";
+
 fn fail(step: impl Into<String>, errno: Errno) -> SetupFailure {
     SetupFailure {
         layer: Layer::Filesystem,
@@ -395,7 +398,7 @@ fn apply_one<S: MountSys>(
                 Some("proc"),
                 flags,
                 None,
-                "mount /proc",
+                MOUNT_PROC_STEP,
             )
         }
         MountOp::Mask { dst, dir } => {

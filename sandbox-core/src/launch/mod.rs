@@ -159,6 +159,11 @@ pub(crate) fn launch_in_process(plan: &Plan, fds: Vec<OwnedFd>) -> Result<Launch
     if let Err(f) = outer::hand_over(init, &outer_end, plan, fds) {
         drop(outer_end);
         let _ = Keeper::Init(init).wait();
+        // An init that failed before the hand-off reported why; the broken
+        // hand-off is only the effect (the helper's host sees that report first).
+        if let Ok(Some((Report::Failed(own), _))) = wire::recv::<Report>(host_end.as_fd(), true) {
+            return Err(Error::Setup(own));
+        }
         return Err(Error::Setup(f));
     }
     drop(outer_end);
