@@ -35,6 +35,12 @@ pub(crate) struct HostState {
     pub userns: UsernsSysctls,
     /// CAP_SYS_ADMIN in the initial user namespace: the userns sysctls but the limit do not apply.
     pub privileged: bool,
+    /// Effective uid 0 without CAP_SYS_ADMIN in the initial user namespace (a container's
+    /// root, root in a user namespace): stockade treats the caller as root and idmaps its
+    /// grants, which needs that capability.
+    pub root_without_sys_admin: bool,
+    /// Root in a user namespace whose uid map lacks the id a root caller's sandbox ids map to.
+    pub root_host_id_unmapped: bool,
     pub initial_userns: bool,
     /// `Seccomp: 2` in `/proc/self/status`: a filter is installed on this process.
     pub seccomp_filtered: bool,
@@ -57,6 +63,13 @@ impl HostState {
         HostState {
             userns: UsernsSysctls::read(),
             privileged: cap_sys_admin && initial_userns,
+            root_without_sys_admin: nix::unistd::geteuid().is_root()
+                && !(cap_sys_admin && initial_userns),
+            root_host_id_unmapped: nix::unistd::geteuid().is_root()
+                && !uid_map_contains(
+                    &super::read("/proc/self/uid_map").unwrap_or_default(),
+                    crate::sandbox::DEFAULT_ROOT_HOST_ID,
+                ),
             initial_userns,
             seccomp_filtered: parse::status_field(&status, "Seccomp") == Some("2"),
             in_stockade: super::read("/proc/1/comm").is_some_and(|c| c.trim() == "stockade-init"),
@@ -67,6 +80,17 @@ impl HostState {
             helper: ProfileTarget::inspect(Path::new(&super::helper_path())),
         }
     }
+}
+
+/// Whether `id` is an inside id of a `/proc/self/uid_map` (`inside outside count` lines).
+fn uid_map_contains(map: &str, id: u32) -> bool {
+    map.lines().any(|l| {
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        f.len() == 3 && (f[0]..f[0] + f[2]).contains(&u64::from(id))
+    })
 }
 
 /// The steps whose failure this module explains (the other modules name them
@@ -81,6 +105,8 @@ enum Stage {
     MountProc,
     /// Mounting an `--overlay`.
     Overlay,
+    /// Cloning or idmapping a granted path (a root caller's grants are idmapped).
+    Grant,
     /// Building the Landlock ruleset.
     Landlock,
     /// Any other privileged step inside the new user namespace.
@@ -97,6 +123,12 @@ fn stage(f: &SetupFailure) -> Stage {
         Layer::Namespaces if step == init::NESTED_USERNS_STEP => Stage::ProcWrite,
         Layer::Filesystem if step == crate::fs::apply::MOUNT_PROC_STEP => Stage::MountProc,
         Layer::Filesystem if step.contains("overlay") => Stage::Overlay,
+        Layer::Filesystem
+            if step.starts_with(crate::fs::apply::OPEN_TREE_STEP)
+                || step.starts_with(outer::IDMAP_STEP) =>
+        {
+            Stage::Grant
+        }
         Layer::Landlock => Stage::Landlock,
         Layer::UserNamespace | Layer::Namespaces | Layer::Filesystem | Layer::Network => {
             Stage::Inside
@@ -122,11 +154,32 @@ pub(crate) fn diagnose(f: &SetupFailure, h: &HostState) -> Option<Diagnosis> {
         Stage::ProcWrite | Stage::MountProc | Stage::Inside if denied && apparmor_applies(h) => {
             Some(apparmor(h))
         }
+        Stage::ProcWrite if errno == Errno::EPERM && h.root_host_id_unmapped => found(
+            format!(
+                "this process is root in a user namespace whose uid map (/proc/self/uid_map) lacks {id}, the id \
+                 stockade maps a root caller's sandbox ids to",
+                id = crate::sandbox::DEFAULT_ROOT_HOST_ID
+            ),
+            format!(
+                "map a range of ids that includes {id} into that namespace (rootless Podman and Kubernetes \
+                 `hostUsers: false` do; `unshare --map-root-user` maps root alone), or run stockade as a non-root user",
+                id = crate::sandbox::DEFAULT_ROOT_HOST_ID
+            ),
+        ),
         Stage::ProcWrite | Stage::MountProc => proc_blocked(h),
         Stage::Inside if denied && h.seccomp_filtered => Some(seccomp(h)),
+        Stage::Grant if denied && h.root_without_sys_admin => found(
+            "this process is uid 0 without CAP_SYS_ADMIN in the initial user namespace, as a container's root \
+             is: stockade idmaps a root caller's grants so sandbox ids map to nobody, and idmapped mounts of host \
+             filesystems need that capability"
+                .into(),
+            "run stockade as a non-root user, whose grants need no idmapping: Docker `--user 1000:1000`, \
+             Kubernetes `securityContext.runAsUser: 1000` with `runAsNonRoot: true`"
+                .into(),
+        ),
         Stage::Overlay => overlay(errno, h),
         Stage::Landlock => landlock(errno, h),
-        Stage::Inside | Stage::Other => None,
+        Stage::Inside | Stage::Grant | Stage::Other => None,
     }
 }
 
@@ -310,6 +363,8 @@ mod tests {
                 apparmor_profile_installed: false,
             },
             privileged: false,
+            root_without_sys_admin: false,
+            root_host_id_unmapped: false,
             initial_userns: true,
             seccomp_filtered: false,
             in_stockade: false,
@@ -499,6 +554,42 @@ mod tests {
         let d = diagnose(&f, &host()).unwrap();
         assert!(d.cause.contains("cannot be an overlay layer"));
         assert!(d.fix.starts_with("run without --overlay"));
+    }
+
+    #[test]
+    fn container_root_without_sys_admin() {
+        let f = failure(Layer::Filesystem, "open_tree /work", Errno::EPERM);
+        assert_eq!(diagnose(&f, &host()), None);
+        let mut h = host();
+        h.root_without_sys_admin = true;
+        let d = diagnose(&f, &h).unwrap();
+        assert!(d
+            .cause
+            .starts_with("this process is uid 0 without CAP_SYS_ADMIN"));
+        assert!(d.fix.contains("--user 1000:1000"));
+        let f = failure(Layer::Filesystem, "idmapped mount of /work", Errno::EPERM);
+        assert_eq!(diagnose(&f, &h), Some(d));
+    }
+
+    #[test]
+    fn root_in_a_user_namespace_without_nobody() {
+        assert!(uid_map_contains(
+            "         0          0 4294967295\n",
+            65534
+        ));
+        assert!(!uid_map_contains(
+            "         0          0          1\n",
+            65534
+        ));
+        assert!(uid_map_contains("0 0 1\n1 100000 65536\n", 65534));
+        let f = failure(Layer::UserNamespace, "write uid_map", Errno::EPERM);
+        let mut h = host();
+        h.initial_userns = false;
+        assert_eq!(diagnose(&f, &h), None);
+        h.root_host_id_unmapped = true;
+        let d = diagnose(&f, &h).unwrap();
+        assert!(d.cause.contains("lacks 65534"), "{d:?}");
+        assert!(d.fix.contains("run stockade as a non-root user"));
     }
 
     #[test]

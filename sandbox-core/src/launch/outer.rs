@@ -45,6 +45,9 @@ pub(crate) const CLONE_STEP: &str =
 /// The prefix of the steps writing the init's `setgroups`, `uid_map` and `gid_map`.
 pub(crate) const WRITE_MAP_STEP: &str = "write ";
 
+/// The prefix of the step idmapping a root caller's grant (named in errors).
+pub(crate) const IDMAP_STEP: &str = "idmapped mount of ";
+
 /// Exit status of the init meaning "I sent my final report myself".
 pub const INIT_REPORTED: i32 = 0;
 
@@ -314,7 +317,7 @@ fn idmapped_grants(pid: i32, plan: &Plan) -> Result<Vec<OwnedFd>, SetupFailure> 
         sys::mount_setattr(tree.as_fd(), true, sys::MOUNT_ATTR_IDMAP, 0, Some(userns.as_fd())).map_err(|e| {
             SetupFailure {
                 layer: Layer::Filesystem,
-                step: format!("idmapped mount of {}", src.display()),
+                step: format!("{IDMAP_STEP}{}", src.display()),
                 errno: e as i32,
                 detail: "a root caller's grants are idmapped so the sandbox's ids can map to an unprivileged host id"
                     .into(),
