@@ -200,6 +200,28 @@ mod tests {
     }
 
     #[test]
+    fn install_command_renders_the_profile_in_sh() {
+        let cmd = apparmor_install_command("/usr/local/bin/stockade");
+        let (printf, rest) = cmd.split_once(" | ").unwrap();
+        assert_eq!(
+            rest,
+            "sudo tee /etc/apparmor.d/stockade-init >/dev/null && sudo apparmor_parser -r /etc/apparmor.d/stockade-init"
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", printf])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            "abi <abi/4.0>,\n\
+             include <tunables/global>\n\
+             profile stockade-init /usr/local/bin/stockade flags=(unconfined) {\n\
+             \x20 userns,\n\
+             }\n"
+        );
+    }
+
+    #[test]
     fn a_user_writable_binary_is_installed_first() {
         let t = ProfileTarget::with_problem("/home/ann/.cargo/bin/stockade", Some("writable"));
         assert_eq!(t.path, "/usr/local/bin/stockade");
