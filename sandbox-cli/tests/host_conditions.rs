@@ -13,6 +13,7 @@
 //! | no Landlock | a filter answering ENOSYS to `landlock_create_ruleset` | 125; `--allow-no-landlock` runs |
 //! | an old Landlock ABI | seccomp user notification answers the version query with 3 | runs at ABI 3 |
 //! | a container's root without CAP_SYS_ADMIN | `setpriv` drops it from the bounding set | 125 with grants |
+//! | inside a stockade sandbox | `stockade run` run by `stockade run` | 125 |
 //!
 //! "Nothing ran" is checked with a marker: the command prints a random token to
 //! its stdout, which is a host file; a refused run leaves the file without it.
@@ -910,4 +911,35 @@ fn container_root_without_cap_sys_admin_refused_for_grants() {
     // Positive control: without a grant the same caller runs sandboxes.
     let (token, args) = marked_run(&[]);
     attempt(setpriv(&args), &token).worked();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inside a stockade sandbox (user.max_user_namespaces = 0 and its seccomp filter)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn nested_stockade_refused_by_design() {
+    require_root();
+    let bin = stockade_bin();
+    let bin_dir = bin.parent().unwrap().to_str().unwrap().to_string();
+    let bin = bin.to_str().unwrap().to_string();
+    let (token, inner) = marked_run(&[]);
+    let mut outer = vec![
+        "run".to_string(),
+        "--ro".into(),
+        bin_dir.clone(),
+        "--".into(),
+        bin.clone(),
+    ];
+    outer.extend(inner);
+    attempt(command_of(cli_argv(Caller::Root, &strs(&outer)[..])), &token).refused(&[
+        "user namespace layer: clone into new user, pid, mount, net, uts, ipc and cgroup namespaces failed: EPERM",
+        ": this process runs inside a stockade sandbox, which forbids nested user namespaces by design",
+        ". Fix: run stockade outside the sandbox: nested sandboxes are not supported",
+    ]);
+    // Positive control: the same outer sandbox runs a plain command.
+    let (token, inner) = marked_run(&[]);
+    let mut outer = vec!["run".to_string(), "--ro".into(), bin_dir, "--".into()];
+    outer.extend(inner.into_iter().skip(2)); // after `run --`
+    attempt(command_of(cli_argv(Caller::Root, &strs(&outer))), &token).worked();
 }
