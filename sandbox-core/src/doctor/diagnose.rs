@@ -33,7 +33,7 @@ pub(crate) struct Diagnosis {
 #[derive(Debug, Clone)]
 pub(crate) struct HostState {
     pub userns: UsernsSysctls,
-    /// CAP_SYS_ADMIN in the initial user namespace: the userns sysctls but the limit do not apply.
+    /// CAP_SYS_ADMIN in the initial user namespace: of the userns sysctls only the limit applies.
     pub privileged: bool,
     /// Effective uid 0 without CAP_SYS_ADMIN in the initial user namespace (a container's
     /// root, root in a user namespace): stockade treats the caller as root and idmaps its
@@ -264,8 +264,8 @@ fn seccomp(h: &HostState) -> Diagnosis {
     Diagnosis {
         cause: format!(
             "this process runs under a seccomp filter (Seccomp: 2 in /proc/self/status) that refuses creating \
-             namespaces, as container runtimes' default profiles do (Docker's refuses clone and unshare with \
-             namespace flags to containers without CAP_SYS_ADMIN){also}"
+             namespaces or mounting, as container runtimes' default profiles do (Docker's refuses clone and \
+             unshare with namespace flags, mount and pivot_root to containers without CAP_SYS_ADMIN){also}"
         ),
         fix: remedies::container_seccomp(),
         replaces_detail: false,
