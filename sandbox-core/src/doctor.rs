@@ -19,11 +19,14 @@ use nix::errno::Errno;
 use serde::Serialize;
 
 mod cgroups;
+pub(crate) mod diagnose;
 pub(crate) mod parse;
+mod remedies;
 #[cfg(test)]
 mod samples;
 
 use parse::{KernelVersion, Mount};
+use remedies::{ProfileTarget, APPARMOR_PROFILE_PATH};
 
 /// How available a layer is on this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -203,6 +206,8 @@ struct Facts {
     container: ContainerFacts,
     filesystems: Option<String>,
     landlock_abi: Result<i64, Errno>,
+    /// PID 1 is a stockade init: this process runs inside a stockade sandbox.
+    in_stockade: bool,
     lsm: Option<String>,
     seccomp_actions: Option<String>,
     seccomp_mode: Result<i32, Errno>,
@@ -212,7 +217,7 @@ struct Facts {
 
 /// The sysctls that switch unprivileged user namespaces off.
 #[derive(Debug, Clone, Default)]
-struct UsernsSysctls {
+pub(crate) struct UsernsSysctls {
     /// `user.max_user_namespaces`: 0 disables user namespaces for everyone.
     max_user_namespaces: Option<u64>,
     /// Debian/older Ubuntu `kernel.unprivileged_userns_clone`: 0 disables them for non-root.
@@ -231,8 +236,16 @@ struct ContainerFacts {
     apparmor_label: Option<String>,
 }
 
-/// Where the AppArmor profile for the helper goes.
-const APPARMOR_PROFILE_PATH: &str = "/etc/apparmor.d/stockade-init";
+impl UsernsSysctls {
+    fn read() -> Self {
+        UsernsSysctls {
+            max_user_namespaces: read_int("/proc/sys/user/max_user_namespaces"),
+            unprivileged_userns_clone: read_int("/proc/sys/kernel/unprivileged_userns_clone"),
+            apparmor_restrict: read_int("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"),
+            apparmor_profile_installed: Path::new(APPARMOR_PROFILE_PATH).exists(),
+        }
+    }
+}
 
 impl Facts {
     fn probe() -> Self {
@@ -253,14 +266,7 @@ impl Facts {
             euid: nix::unistd::geteuid().as_raw(),
             privileged: cap_sys_admin && initial_userns,
             initial_userns,
-            userns: UsernsSysctls {
-                max_user_namespaces: read_int("/proc/sys/user/max_user_namespaces"),
-                unprivileged_userns_clone: read_int("/proc/sys/kernel/unprivileged_userns_clone"),
-                apparmor_restrict: read_int(
-                    "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
-                ),
-                apparmor_profile_installed: Path::new(APPARMOR_PROFILE_PATH).exists(),
-            },
+            userns: UsernsSysctls::read(),
             ns_present: NAMESPACES
                 .iter()
                 .map(|(ns, _)| {
@@ -293,6 +299,7 @@ impl Facts {
             mounts,
             filesystems: read("/proc/filesystems"),
             landlock_abi: landlock_abi(),
+            in_stockade: read("/proc/1/comm").is_some_and(|c| c.trim() == "stockade-init"),
             lsm: read("/sys/kernel/security/lsm"),
             seccomp_actions: read("/proc/sys/kernel/seccomp/actions_avail"),
             seccomp_mode: seccomp_mode(),
@@ -306,22 +313,31 @@ impl Facts {
         let root = self.euid == 0;
         vec![
             check_kernel(&self.release, self.version),
-            check_userns(
-                &self.userns,
-                self.privileged,
-                self.initial_userns,
-                &helper_path(),
-            ),
+            if self.in_stockade {
+                check_in_stockade()
+            } else {
+                check_userns(
+                    &self.userns,
+                    self.privileged,
+                    self.initial_userns,
+                    &ProfileTarget::inspect(Path::new(&helper_path())),
+                )
+            },
             check_namespaces(&self.ns_present),
             check_namespace_limits(&self.ns_limits),
             check_container(
                 &self.container,
                 &proc_view(&self.mounts),
+                proc_read_only(&self.mounts),
                 self.seccomp_mode == Ok(2),
             ),
             check_overlayfs(self.filesystems.as_deref(), self.version, self.privileged),
             check_idmapped_mounts(self.version, root),
-            check_landlock(self.landlock_abi, self.lsm.as_deref()),
+            check_landlock(
+                self.landlock_abi,
+                self.lsm.as_deref(),
+                self.seccomp_mode == Ok(2) && self.version.is_some_and(|v| v.at_least(5, 13)),
+            ),
             check_seccomp(self.seccomp_actions.as_deref(), self.seccomp_mode),
             check_no_new_privs(self.no_new_privs),
             cgroups::check(&self.cgroup_layout, &cgroup_writable, root),
@@ -454,7 +470,12 @@ fn check_kernel(release: &str, version: Option<KernelVersion>) -> Check {
     }
 }
 
-fn check_userns(s: &UsernsSysctls, privileged: bool, initial_userns: bool, helper: &str) -> Check {
+fn check_userns(
+    s: &UsernsSysctls,
+    privileged: bool,
+    initial_userns: bool,
+    helper: &ProfileTarget,
+) -> Check {
     const LAYER: &str = "user-namespaces";
     let nested = if initial_userns {
         ""
@@ -468,7 +489,7 @@ fn check_userns(s: &UsernsSysctls, privileged: bool, initial_userns: bool, helpe
             format!(
                 "user.max_user_namespaces = 0: user namespaces are disabled for every user{nested}"
             ),
-            sysctl_remedy("user.max_user_namespaces", "15000"),
+            remedies::sysctl("user.max_user_namespaces", "15000"),
         );
     }
     if privileged {
@@ -485,7 +506,7 @@ fn check_userns(s: &UsernsSysctls, privileged: bool, initial_userns: bool, helpe
         return Check::missing(
             LAYER,
             format!("kernel.unprivileged_userns_clone = 0: user namespaces are disabled for non-root users{nested}"),
-            sysctl_remedy("kernel.unprivileged_userns_clone", "1"),
+            remedies::sysctl("kernel.unprivileged_userns_clone", "1"),
         );
     }
     if s.apparmor_restrict == Some(1) {
@@ -504,7 +525,7 @@ fn check_userns(s: &UsernsSysctls, privileged: bool, initial_userns: bool, helpe
                 "kernel.apparmor_restrict_unprivileged_userns = 1 (Ubuntu 23.10+): AppArmor denies capabilities \
                  inside new user namespaces of unconfined programs{nested}"
             ),
-            apparmor_remedy(helper),
+            remedies::apparmor_lines(helper),
         );
     }
     Check::ok(
@@ -519,30 +540,14 @@ fn check_userns(s: &UsernsSysctls, privileged: bool, initial_userns: bool, helpe
     )
 }
 
-/// An AppArmor profile for the helper granting `userns`, and the sysctl alternative.
-fn apparmor_remedy(helper: &str) -> String {
-    format!(
-        "install an AppArmor profile for the stockade helper: write to {APPARMOR_PROFILE_PATH}\n\
-         \n\
-         abi <abi/4.0>,\n\
-         include <tunables/global>\n\
-         \n\
-         profile stockade-init {helper} flags=(unconfined) {{\n\
-         \x20 userns,\n\
-         \n\
-         \x20 include if exists <local/stockade-init>\n\
-         }}\n\
-         \n\
-         then load it: `sudo apparmor_parser -r {APPARMOR_PROFILE_PATH}`\n\
-         or lift the restriction for every program (weaker): {}",
-        sysctl_remedy("kernel.apparmor_restrict_unprivileged_userns", "0")
-    )
-}
-
-/// A `sysctl` command plus how to persist it.
-fn sysctl_remedy(key: &str, value: &str) -> String {
-    format!(
-        "`sudo sysctl -w {key}={value}` (persist: `echo {key}={value} | sudo tee -a /etc/sysctl.d/60-stockade.conf`)"
+/// Inside a stockade sandbox, nested sandboxes are refused by design.
+fn check_in_stockade() -> Check {
+    Check::missing(
+        "user-namespaces",
+        "this process runs inside a stockade sandbox (PID 1 is stockade-init), which forbids nested user namespaces \
+         (seccomp filter and user.max_user_namespaces = 0)"
+            .into(),
+        "run stockade outside the sandbox: nested sandboxes are not supported".into(),
     )
 }
 
@@ -607,7 +612,7 @@ fn check_namespace_limits(limits: &[(String, Option<u64>)]) -> Check {
     let fix = |names: &[&str]| -> String {
         names
             .iter()
-            .map(|n| sysctl_remedy(&format!("user.{n}"), "15000"))
+            .map(|n| remedies::sysctl(&format!("user.{n}"), "15000"))
             .collect::<Vec<_>>()
             .join("\n")
     };
@@ -640,6 +645,16 @@ enum ProcView {
     /// Over-mounted paths of the proc mount(s).
     Masked(Vec<String>),
     NoProc,
+}
+
+/// Whether the mount at `/proc` is read-only (writes to `/proc/sys` and the
+/// id maps fail with EROFS; a fresh procfs must then be read-only too).
+fn proc_read_only(mounts: &[Mount]) -> bool {
+    mounts
+        .iter()
+        .rev()
+        .find(|m| m.mount_point == "/proc")
+        .is_some_and(|m| m.fstype == "proc" && m.read_only())
 }
 
 fn proc_view(mounts: &[Mount]) -> ProcView {
@@ -711,7 +726,12 @@ fn container_hints(
     hints
 }
 
-fn check_container(c: &ContainerFacts, proc: &ProcView, seccomp_filtered: bool) -> Check {
+fn check_container(
+    c: &ContainerFacts,
+    proc: &ProcView,
+    proc_read_only: bool,
+    seccomp_filtered: bool,
+) -> Check {
     const LAYER: &str = "container";
     let in_container = !c.hints.is_empty();
     let mut detail = if in_container {
@@ -720,12 +740,12 @@ fn check_container(c: &ContainerFacts, proc: &ProcView, seccomp_filtered: bool) 
         "not in a container".to_string()
     };
     let mut status = Status::Ok;
-    let mut remedies = Vec::new();
+    let mut fixes = Vec::new();
     let mut worsen = |s: Status, remedy: String| {
         if s == Status::Missing || status == Status::Ok {
             status = s;
         }
-        remedies.push(remedy);
+        fixes.push(remedy);
     };
     match proc {
         ProcView::Full => {
@@ -736,12 +756,7 @@ fn check_container(c: &ContainerFacts, proc: &ProcView, seccomp_filtered: bool) 
                 "; /proc is masked by over-mounts ({}): mounting a fresh /proc in the sandbox fails with EPERM",
                 paths.join(" ")
             ));
-            worsen(
-                Status::Missing,
-                "give the container an unmasked /proc: Docker `--security-opt systempaths=unconfined`, \
-                 Podman `--security-opt unmask=ALL`, Kubernetes `securityContext.procMount: Unmasked` (with `hostUsers: false`)"
-                    .into(),
-            );
+            worsen(Status::Missing, remedies::container_proc());
         }
         ProcView::NoProc => {
             detail.push_str(
@@ -752,6 +767,10 @@ fn check_container(c: &ContainerFacts, proc: &ProcView, seccomp_filtered: bool) 
                 "mount a full procfs: `sudo mount -t proc proc /proc`".into(),
             );
         }
+    }
+    if proc_read_only {
+        detail.push_str("; /proc is read-only: the id maps and /proc/sys cannot be written");
+        worsen(Status::Missing, remedies::container_proc());
     }
     if let Some(label) = c
         .apparmor_label
@@ -764,28 +783,25 @@ fn check_container(c: &ContainerFacts, proc: &ProcView, seccomp_filtered: bool) 
             .iter()
             .any(|p| label.starts_with(p));
         worsen(
-            if known_default { Status::Missing } else { Status::Limited },
-            "run unconfined (Docker/Podman `--security-opt apparmor=unconfined`, Kubernetes `securityContext.appArmorProfile.type: Unconfined`) \
-             or use a profile that allows mount, umount, pivot_root and userns"
-                .into(),
+            if known_default {
+                Status::Missing
+            } else {
+                Status::Limited
+            },
+            remedies::container_apparmor(),
         );
     }
     if in_container && seccomp_filtered {
         detail.push_str(
             "; a seccomp filter is already installed (runtime default profiles block unshare/clone with namespace flags, mount and pivot_root)",
         );
-        worsen(
-            Status::Limited,
-            "run with `--security-opt seccomp=unconfined` (Docker/Podman; Kubernetes `securityContext.seccompProfile.type: Unconfined`) \
-             or a profile allowing clone, clone3, unshare, setns, mount, umount2 and pivot_root"
-                .into(),
-        );
+        worsen(Status::Limited, remedies::container_seccomp());
     }
     Check {
         layer: LAYER.into(),
         status,
         detail,
-        remedy: (!remedies.is_empty()).then(|| remedies.join("\n")),
+        remedy: (!fixes.is_empty()).then(|| fixes.join("\n")),
     }
 }
 
@@ -854,7 +870,9 @@ const LANDLOCK_ABIS: [(i64, &str); 7] = [
 /// stockade uses TCP rules (ABI 4) and scoping (ABI 6).
 const LANDLOCK_WANTED_ABI: i64 = 6;
 
-fn check_landlock(abi: Result<i64, Errno>, lsm: Option<&str>) -> Check {
+/// `hidden_by_seccomp`: a seccomp filter is installed and the kernel is new
+/// enough to have Landlock, so ENOSYS more likely comes from the filter.
+fn check_landlock(abi: Result<i64, Errno>, lsm: Option<&str>, hidden_by_seccomp: bool) -> Check {
     const LAYER: &str = "landlock";
     let lsms = lsm.map(parse::parse_comma_list);
     let lsm_text = match &lsms {
@@ -905,6 +923,14 @@ fn check_landlock(abi: Result<i64, Errno>, lsm: Option<&str>) -> Check {
             LAYER,
             format!("built into the kernel but not enabled at boot; {lsm_text}"),
             boot_fix(),
+        ),
+        Err(Errno::ENOSYS | Errno::EPERM) if hidden_by_seccomp => Check::missing(
+            LAYER,
+            format!(
+                "the version query fails, but the kernel (5.13+) has Landlock: a seccomp filter around this process \
+                 (a container runtime's profile?) hides it; {lsm_text}"
+            ),
+            remedies::landlock_seccomp(),
         ),
         Err(Errno::ENOSYS) => Check::missing(
             LAYER,
@@ -1077,6 +1103,10 @@ fn check_end_to_end(result: Result<(), String>, missing: &[&str]) -> Check {
     let Err(message) = result else {
         return Check::ok(LAYER, "a command ran inside a sandbox with every layer this version enforces (namespaces, minimal root, no capabilities, no_new_privs)".into());
     };
+    // A diagnosed setup error carries its own fix: show it on the fix line.
+    if let Some((what, fix)) = message.split_once(crate::error::FIX_SEPARATOR) {
+        return Check::missing(LAYER, what.to_string(), fix.to_string());
+    }
     let remedy = if missing.is_empty() {
         "no static check predicts this failure; the message names the failing layer. Look for confinement of this \
          process (`grep -E 'Seccomp|NoNewPrivs|CapEff' /proc/self/status`, `cat /proc/self/attr/current`) and report \
@@ -1134,7 +1164,8 @@ mod tests {
 
     #[test]
     fn userns_check_cases() {
-        let h = "/opt/stockade/stockade-init";
+        let target = ProfileTarget::with_problem("/opt/stockade/stockade-init", None);
+        let h = &target;
         // This machine: no Debian or AppArmor sysctls, a large limit.
         assert_eq!(
             check_userns(&sysctls(Some(96365), None, None), false, true, h).status,
@@ -1163,7 +1194,7 @@ mod tests {
         assert_eq!(c.status, Status::Missing);
         let remedy = c.remedy.unwrap();
         assert!(
-            remedy.contains("profile stockade-init /opt/stockade/stockade-init flags=(unconfined) {\n  userns,\n"),
+            remedy.contains("'profile stockade-init /opt/stockade/stockade-init flags=(unconfined) {' '  userns,' '}'"),
             "{remedy}"
         );
         assert!(remedy.contains("sudo apparmor_parser -r /etc/apparmor.d/stockade-init"));
@@ -1262,7 +1293,7 @@ mod tests {
             hints,
             apparmor_label: Some("docker-default (enforce)".into()),
         };
-        let c = check_container(&facts, &proc_view(&docker), true);
+        let c = check_container(&facts, &proc_view(&docker), false, true);
         assert_eq!(c.status, Status::Missing);
         let remedy = c.remedy.unwrap();
         assert_eq!(remedy.lines().count(), 3, "{remedy}");
@@ -1281,6 +1312,7 @@ mod tests {
                 apparmor_label: None,
             },
             &proc_view(&hybrid),
+            false,
             false,
         );
         assert_eq!(c.status, Status::Ok);
@@ -1301,7 +1333,7 @@ mod tests {
                 "/proc/1/cgroup mentions libpod"
             ]
         );
-        let none = check_container(&ContainerFacts::default(), &ProcView::Full, true);
+        let none = check_container(&ContainerFacts::default(), &ProcView::Full, false, true);
         assert_eq!(
             (none.status, none.remedy),
             (Status::Ok, None),
@@ -1339,7 +1371,7 @@ mod tests {
     #[test]
     fn landlock_check_cases() {
         let lsm = Some("lockdown,capability,landlock,yama,apparmor");
-        let c = check_landlock(Ok(7), lsm);
+        let c = check_landlock(Ok(7), lsm, false);
         assert_eq!(c.status, Status::Ok);
         assert!(c
             .detail
@@ -1347,11 +1379,11 @@ mod tests {
         assert!(c
             .detail
             .starts_with("ABI 7: sandboxes are restricted at ABI 7"));
-        let c = check_landlock(Ok(9), lsm);
+        let c = check_landlock(Ok(9), lsm, false);
         assert!(c
             .detail
             .starts_with("ABI 9: sandboxes are restricted at ABI 7"));
-        let c = check_landlock(Ok(3), lsm);
+        let c = check_landlock(Ok(3), lsm, false);
         assert_eq!(c.status, Status::Limited);
         assert!(c.detail.starts_with(
             "ABI 3: sandboxes are restricted at ABI 3, which lacks TCP bind/connect rules (6.7), device ioctl (6.10), abstract unix socket and signal scoping (6.12)"
@@ -1359,19 +1391,74 @@ mod tests {
         let c = check_landlock(
             Err(Errno::EOPNOTSUPP),
             Some("lockdown,capability,yama,apparmor\n"),
+            false,
         );
         assert_eq!(c.status, Status::Missing);
         assert!(c
             .remedy
             .unwrap()
             .contains("`lsm=landlock,lockdown,capability,yama,apparmor`"));
-        let c = check_landlock(Err(Errno::ENOSYS), None);
+        let c = check_landlock(Err(Errno::ENOSYS), None, false);
         assert_eq!(c.status, Status::Missing);
         assert!(c.detail.contains("LSM list unreadable"));
         assert!(c
             .remedy
             .unwrap()
             .contains("`lsm=landlock,lockdown,yama,integrity,apparmor,bpf`"));
+        // A container's filter answering ENOSYS on a kernel that has Landlock.
+        let c = check_landlock(Err(Errno::ENOSYS), None, true);
+        assert_eq!(c.status, Status::Missing);
+        assert!(
+            c.detail.contains("a seccomp filter around this process"),
+            "{c:?}"
+        );
+        let remedy = c.remedy.unwrap();
+        assert!(remedy.starts_with(
+            "allow landlock_create_ruleset, landlock_add_rule and landlock_restrict_self"
+        ));
+        assert!(remedy.contains("--allow-no-landlock"));
+    }
+
+    #[test]
+    fn read_only_proc_and_nested_stockade() {
+        let ro = parse::parse_mountinfo(&HYBRID_MOUNTINFO.replace(
+            "22 27 0:21 / /proc rw,relatime",
+            "22 27 0:21 / /proc ro,relatime",
+        ));
+        assert!(proc_read_only(&ro));
+        assert!(!proc_read_only(&parse::parse_mountinfo(HYBRID_MOUNTINFO)));
+        let c = check_container(&ContainerFacts::default(), &proc_view(&ro), true, false);
+        assert_eq!(c.status, Status::Missing);
+        assert!(c
+            .detail
+            .ends_with("; /proc is read-only: the id maps and /proc/sys cannot be written"));
+        assert!(c.remedy.unwrap().contains("systempaths=unconfined"));
+        let c = check_in_stockade();
+        assert_eq!(
+            (c.layer.as_str(), c.status),
+            ("user-namespaces", Status::Missing)
+        );
+    }
+
+    #[test]
+    fn apparmor_remedy_names_the_binary_and_the_commands() {
+        let mut s = sysctls(Some(9), None, Some(1));
+        let target = ProfileTarget::with_problem("/usr/local/bin/stockade", None);
+        let c = check_userns(&s, false, true, &target);
+        assert_eq!(c.status, Status::Missing);
+        let lines: Vec<String> = c.remedy.unwrap().lines().map(String::from).collect();
+        assert_eq!(
+            lines,
+            [
+                "install an AppArmor profile that lets /usr/local/bin/stockade create user namespaces (packaging/apparmor/stockade-init covers /usr/bin and /usr/local/bin; this one names the binary in use):",
+                "printf '%s\\n' 'abi <abi/4.0>,' 'include <tunables/global>' 'profile stockade-init /usr/local/bin/stockade flags=(unconfined) {' '  userns,' '}' | sudo tee /etc/apparmor.d/stockade-init >/dev/null && sudo apparmor_parser -r /etc/apparmor.d/stockade-init",
+                "or lift the restriction for every program (weaker): `sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0` (persist: `echo kernel.apparmor_restrict_unprivileged_userns=0 | sudo tee -a /etc/sysctl.d/60-stockade.conf`)",
+            ]
+        );
+        // Root in the initial namespace is exempt; the profile, once installed, lifts it.
+        assert_eq!(check_userns(&s, true, true, &target).status, Status::Ok);
+        s.apparmor_profile_installed = true;
+        assert_eq!(check_userns(&s, false, true, &target).status, Status::Ok);
     }
 
     #[test]
@@ -1419,6 +1506,18 @@ mod tests {
         assert_eq!(
             c.remedy.as_deref(),
             Some("fix the missing layers first: container, landlock; the message names the layer that failed")
+        );
+        let c = check_end_to_end(
+            Err("user namespace layer: clone failed: ENOSPC: it is 0. Fix: raise it".into()),
+            &["user-namespaces"],
+        );
+        assert_eq!(
+            (c.detail.as_str(), c.remedy.as_deref()),
+            (
+                "user namespace layer: clone failed: ENOSPC: it is 0",
+                Some("raise it")
+            ),
+            "a diagnosed error's own fix goes on the fix line"
         );
         let c = check_end_to_end(Err("seccomp: EACCES".into()), &[]);
         assert!(c

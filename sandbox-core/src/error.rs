@@ -154,19 +154,40 @@ fn errno_text(errno: i32) -> String {
     format!("{e:?} ({})", e.desc())
 }
 
+/// Between a setup error's cause and its fix.
+pub(crate) const FIX_SEPARATOR: &str = ". Fix: ";
+
+/// The layer, the step, the errno, then the cause and the fix: diagnosed on
+/// this host now where the errno alone does not tell the cause (see
+/// `doctor::diagnose`), else the layer's known remedy.
 fn describe_setup(f: &SetupFailure) -> String {
+    let diagnosis = crate::doctor::diagnose::explain(f);
     let mut s = format!("{} layer: {} failed", f.layer, f.step);
     if f.errno != 0 {
         s.push_str(": ");
         s.push_str(&errno_text(f.errno));
     }
-    if !f.detail.is_empty() {
+    let detail = match &diagnosis {
+        Some(d) if d.replaces_detail => "",
+        _ => f.detail.as_str(),
+    };
+    if !detail.is_empty() {
         s.push_str(": ");
-        s.push_str(&f.detail);
+        s.push_str(detail);
     }
-    if let Some(fix) = remedy(f.layer, f.errno) {
-        s.push_str(". Fix: ");
-        s.push_str(fix);
+    match diagnosis {
+        Some(d) => {
+            s.push_str(": ");
+            s.push_str(&d.cause);
+            s.push_str(FIX_SEPARATOR);
+            s.push_str(&d.fix);
+        }
+        None => {
+            if let Some(fix) = remedy(f.layer, f.errno) {
+                s.push_str(FIX_SEPARATOR);
+                s.push_str(fix);
+            }
+        }
     }
     s
 }

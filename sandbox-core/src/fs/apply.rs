@@ -26,6 +26,12 @@ pub const STAGING: &str = "/tmp";
 
 type Result<T> = std::result::Result<T, SetupFailure>;
 
+/// The step that mounts the sandbox's procfs (named in errors; `doctor::diagnose` explains it).
+pub(crate) const MOUNT_PROC_STEP: &str = "mount /proc";
+
+/// The prefix of the step that clones a granted path's tree (named in errors).
+pub(crate) const OPEN_TREE_STEP: &str = "open_tree ";
+
 fn fail(step: impl Into<String>, errno: Errno) -> SetupFailure {
     SetupFailure {
         layer: Layer::Filesystem,
@@ -83,7 +89,7 @@ impl HostView {
             Err(_) => clone_tree(libc::AT_FDCWD, src),
         };
         tree.map_err(|mut f| {
-            f.step = format!("open_tree {}", src.display());
+            f.step = format!("{OPEN_TREE_STEP}{}", src.display());
             f
         })
     }
@@ -123,7 +129,7 @@ pub fn clone_tree(dirfd: RawFd, src: &Path) -> Result<OwnedFd> {
         &cstr(src),
         sys::OPEN_TREE_CLONE | sys::OPEN_TREE_CLOEXEC | libc::AT_RECURSIVE as u32,
     )
-    .map_err(|e| fail(format!("open_tree {}", src.display()), e))
+    .map_err(|e| fail(format!("{OPEN_TREE_STEP}{}", src.display()), e))
 }
 
 /// Nothing mounted inside may propagate back to the host or in from it; run
@@ -395,7 +401,7 @@ fn apply_one<S: MountSys>(
                 Some("proc"),
                 flags,
                 None,
-                "mount /proc",
+                MOUNT_PROC_STEP,
             )
         }
         MountOp::Mask { dst, dir } => {

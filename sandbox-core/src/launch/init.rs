@@ -303,6 +303,9 @@ fn become_inside_user(id: &Identity) -> Result<(), SetupFailure> {
     nix::unistd::setresuid(u, u, u).map_err(step)
 }
 
+/// The step that writes the nested-userns limit (named in errors).
+pub(crate) const NESTED_USERNS_STEP: &str = "limit nested user namespaces to 0";
+
 /// A nested user namespace would give the command a fresh set of capabilities
 /// over new namespaces of its own. The per-namespace limit is set to 0 in the
 /// sandbox's user namespace (sysctls under /proc/sys/user apply to the writer's
@@ -310,7 +313,7 @@ fn become_inside_user(id: &Identity) -> Result<(), SetupFailure> {
 fn forbid_nested_user_namespaces() -> Result<(), SetupFailure> {
     std::fs::write("/proc/sys/user/max_user_namespaces", "0").map_err(|e| SetupFailure {
         layer: Layer::Namespaces,
-        step: "limit nested user namespaces to 0".into(),
+        step: NESTED_USERNS_STEP.into(),
         errno: e.raw_os_error().unwrap_or(0),
         detail: String::new(),
     })

@@ -159,6 +159,11 @@ pub(crate) fn launch_in_process(plan: &Plan, fds: Vec<OwnedFd>) -> Result<Launch
     if let Err(f) = outer::hand_over(init, &outer_end, plan, fds) {
         drop(outer_end);
         let _ = Keeper::Init(init).wait();
+        // An init that failed before the hand-off reported why; the broken
+        // hand-off is only the effect (the helper's host sees that report first).
+        if let Ok(Some((Report::Failed(own), _))) = wire::recv::<Report>(host_end.as_fd(), true) {
+            return Err(Error::Setup(own));
+        }
         return Err(Error::Setup(f));
     }
     drop(outer_end);
@@ -188,7 +193,7 @@ fn await_start(
     keeper: Keeper,
     what: &str,
 ) -> Result<Launched, Error> {
-    match wire::recv::<Report>(host_end.as_fd(), false) {
+    match first_report(&host_end) {
         Ok(Some((
             Report::Started {
                 pid,
@@ -227,6 +232,19 @@ fn await_start(
                 Err(e) => Error::Helper(format!("reading the helper's report: {e}")),
             })
         }
+    }
+}
+
+/// The init's or the helper's first report. A helper that fails before it
+/// reads the plan exits with the plan unread, and the kernel then reports
+/// ECONNRESET once, ahead of the report the helper queued before exiting:
+/// read again past it.
+fn first_report(host_end: &OwnedFd) -> std::io::Result<Option<(Report, Vec<OwnedFd>)>> {
+    match wire::recv::<Report>(host_end.as_fd(), false) {
+        Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => {
+            wire::recv::<Report>(host_end.as_fd(), true)
+        }
+        other => other,
     }
 }
 

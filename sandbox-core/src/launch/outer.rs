@@ -38,6 +38,16 @@ pub struct Go {
     pub plan: Plan,
 }
 
+/// The step that creates the namespaces (named in errors; `doctor::diagnose` explains it).
+pub(crate) const CLONE_STEP: &str =
+    "clone into new user, pid, mount, net, uts, ipc and cgroup namespaces";
+
+/// The prefix of the steps writing the init's `setgroups`, `uid_map` and `gid_map`.
+pub(crate) const WRITE_MAP_STEP: &str = "write ";
+
+/// The prefix of the step idmapping a root caller's grant (named in errors).
+pub(crate) const IDMAP_STEP: &str = "idmapped mount of ";
+
 /// Exit status of the init meaning "I sent my final report myself".
 pub const INIT_REPORTED: i32 = 0;
 
@@ -161,7 +171,7 @@ pub(crate) fn open(
     // starts a thread; in-process callers are checked by the launcher).
     let pid = unsafe { sys::clone_process(flags as libc::c_ulong) }.map_err(|e| SetupFailure {
         layer: Layer::UserNamespace,
-        step: "clone into new user, pid, mount, net, uts, ipc and cgroup namespaces".into(),
+        step: CLONE_STEP.into(),
         errno: e as i32,
         detail: String::new(),
     })?;
@@ -272,7 +282,7 @@ fn write_id_maps(pid: i32, id: &Identity) -> Result<(), SetupFailure> {
     let write = |file: &str, contents: String| {
         fs::write(format!("/proc/{pid}/{file}"), contents).map_err(|e| SetupFailure {
             layer: Layer::UserNamespace,
-            step: format!("write {file}"),
+            step: format!("{WRITE_MAP_STEP}{file}"),
             errno: e.raw_os_error().unwrap_or(0),
             detail: String::new(),
         })
@@ -307,7 +317,7 @@ fn idmapped_grants(pid: i32, plan: &Plan) -> Result<Vec<OwnedFd>, SetupFailure> 
         sys::mount_setattr(tree.as_fd(), true, sys::MOUNT_ATTR_IDMAP, 0, Some(userns.as_fd())).map_err(|e| {
             SetupFailure {
                 layer: Layer::Filesystem,
-                step: format!("idmapped mount of {}", src.display()),
+                step: format!("{IDMAP_STEP}{}", src.display()),
                 errno: e as i32,
                 detail: "a root caller's grants are idmapped so the sandbox's ids can map to an unprivileged host id"
                     .into(),
