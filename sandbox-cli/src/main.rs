@@ -151,6 +151,12 @@ struct RunArgs {
     /// are not affected).
     #[arg(long)]
     no_syscall_events: bool,
+    /// The git repository at the root of each --rw/--overlay grant: protect
+    /// (default; hooks, config and git's pointers read-only, commits work),
+    /// readonly (the whole git directory), or off (unsafe: the command can
+    /// plant a hook that runs on your next git command).
+    #[arg(long, value_name = "protect|readonly|off")]
+    git: Option<String>,
     /// Mount DST as granted but give it no Landlock rule (stricter only; for
     /// tests proving Landlock holds on its own).
     #[arg(long, value_name = "DST", hide = true)]
@@ -192,6 +198,7 @@ impl RunArgs {
             allow_no_landlock: self.allow_no_landlock.then_some(true),
             syscall_events: self.no_syscall_events.then_some(false),
             landlock_withhold: self.landlock_withhold.clone(),
+            git: self.git.clone(),
             ..Default::default()
         };
         for kv in &self.env {

@@ -14,6 +14,7 @@
 //! syscalls-deny = ["getppid"]  # EPERM; wins over syscalls-allow
 //! loopback-tcp = true          # servers on the sandbox's own loopback
 //! allow-no-landlock = true     # run on hosts without Landlock
+//! git = "protect"              # or "readonly", "off"
 //! ```
 //! Unknown keys and wrong types are errors naming the key and its line.
 
@@ -101,6 +102,8 @@ pub struct PolicyFile {
     /// [`crate::Sandbox::syscall_events`]).
     #[serde(alias = "syscall_events")]
     pub syscall_events: Option<bool>,
+    /// `protect` (default), `readonly` or `off`: see [`crate::GitMode`].
+    pub git: Option<String>,
     /// Mounted paths withheld from Landlock (stricter only; for tests).
     #[serde(skip)]
     pub landlock_withhold: Vec<PathBuf>,
@@ -226,6 +229,7 @@ impl PolicyFile {
         self.allow_no_landlock = other.allow_no_landlock.or(self.allow_no_landlock);
         self.syscall_events = other.syscall_events.or(self.syscall_events);
         self.landlock_withhold.extend(other.landlock_withhold);
+        self.git = other.git.or(self.git);
         self
     }
 
@@ -368,6 +372,9 @@ impl PolicyFile {
             .syscall_events(self.syscall_events.unwrap_or(true));
         for w in &self.landlock_withhold {
             sb = sb.landlock_withhold(w);
+        }
+        if let Some(g) = &self.git {
+            sb = sb.git(g.parse()?);
         }
         Ok(sb)
     }
