@@ -110,6 +110,9 @@ for_each_caller! {
 fn planted_hook_never_runs(caller: Caller) {
     let td = TestDir::new("git-plant");
     let repo = repo(&td, caller);
+    // A config that includes a file next to it, not there yet.
+    host_ok(&repo, &["config", "include.path", "config.local"]);
+    caller.own(td.path());
     let marker = td.path().join("HOOK-RAN");
     let config_before = fs::read(repo.join(".git/config")).unwrap();
     let hooks_before = listing(&repo.join(".git/hooks"));
@@ -137,6 +140,10 @@ fn planted_hook_never_runs(caller: Caller) {
         .probe("hooks_path", "git config core.hooksPath /tmp/x")
         .probe("fsmonitor", "printf '[core]\\n\\tfsmonitor = touch /tmp/x\\n' >> .git/config")
         .probe("include", "git config include.path ../evil.cfg")
+        .probe(
+            "included_file",
+            "printf '[core]\\n\\thooksPath = /tmp/x\\n' > .git/config.local",
+        )
         .probe("commondir", "mkdir -p evil/hooks && echo ../evil > .git/commondir")
         .probe("rename_git", "mv .git git.old")
         .probe("rename_hooks", "mv .git/hooks .git/hooks.old")
@@ -156,6 +163,7 @@ fn planted_hook_never_runs(caller: Caller) {
     p.fails_with("hooks_path", "Device or resource busy");
     p.fails_with("fsmonitor", "Read-only file system");
     p.fails_with("include", "Device or resource busy");
+    p.fails_with("included_file", "Read-only file system");
     p.fails_with("commondir", "Read-only file system");
     p.fails_with("rename_git", "Device or resource busy");
     p.fails_with("rename_hooks", "Device or resource busy");

@@ -200,6 +200,8 @@ impl Planner<'_> {
                 self.git_dir(&root, true)
             }
             None => Ok(()),
+            // Not a repository (git would look further up): nothing of git's.
+            Some(md) if md.is_dir() && !looks_like_git_dir(&dot.host) => Ok(()),
             Some(md) if md.is_dir() => self.git_dir(&dot, false),
             Some(md) if md.is_file() => self.git_file(src, dst),
             Some(md) if md.file_type().is_symlink() => Err(Error::policy(format!(
@@ -219,7 +221,7 @@ impl Planner<'_> {
             GitMode::Off => Ok(()),
             GitMode::ReadOnly => {
                 self.pin(&dir.inside, true, Missing::Skip);
-                Ok(())
+                self.readonly_includes(dir)
             }
             GitMode::Protect => {
                 if !mounted {
@@ -248,7 +250,52 @@ impl Planner<'_> {
         self.keep(dir, "config.worktree", empty_file_if(per_worktree_config))?;
         // Submodules' git directories: their config and hooks run too.
         self.keep(dir, "modules", Missing::Skip)?;
+        self.includes(dir, &["config", "config.worktree"], true)?;
         self.worktrees(dir, per_worktree_config)
+    }
+
+    /// What the config files of `dir` (named `configs`) include: a file in
+    /// `dir` itself is kept read-only like the config (created empty if
+    /// missing, as git would read one created later) when `pin_here`, and
+    /// is read-only already otherwise; anywhere else, it must not be
+    /// writable inside.
+    fn includes(&mut self, dir: &Place, configs: &[&str], pin_here: bool) -> Result<(), Error> {
+        for config in configs {
+            for target in include::included(&dir.host.join(config)) {
+                if pin_here && target.parent() == Some(dir.host.as_path()) {
+                    if let Some(name) = target.file_name().and_then(|n| n.to_str()) {
+                        self.keep(dir, name, Missing::File(String::new()))?;
+                        continue;
+                    }
+                }
+                if !pin_here && target.starts_with(&dir.host) {
+                    continue;
+                }
+                if let Some(src) = self.writable_sources().find(|s| target.starts_with(s)) {
+                    return Err(Error::policy(format!(
+                        "{}/{config} includes {}, which the sandbox could write (it is in the grant {}): \
+                         git would read what it writes there; move the file out of the workspace, or use --git off",
+                        dir.host.display(),
+                        target.display(),
+                        src.display()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Planner::includes`] for a git directory that is read-only as a
+    /// whole, and for its linked worktrees' `config.worktree`.
+    fn readonly_includes(&mut self, dir: &Place) -> Result<(), Error> {
+        self.includes(dir, &["config", "config.worktree"], false)?;
+        let list = dir.join("worktrees");
+        if let Ok(entries) = fs::read_dir(&list.host) {
+            for entry in entries.flatten() {
+                self.includes(&list.join(entry.file_name()), &["config.worktree"], false)?;
+            }
+        }
+        Ok(())
     }
 
     /// `worktrees/<id>/`: each linked worktree's git directory, whose
@@ -281,6 +328,7 @@ impl Planner<'_> {
             self.keep(&one, "commondir", Missing::Skip)?;
             self.keep(&one, "gitdir", Missing::Skip)?;
             self.keep(&one, "config.worktree", empty_file_if(per_worktree_config))?;
+            self.includes(&one, &["config.worktree"], true)?;
         }
         Ok(())
     }
@@ -461,7 +509,8 @@ impl Planner<'_> {
             });
             return match self.mode {
                 GitMode::Protect => self.protect_common(common),
-                _ => Ok(()),
+                GitMode::ReadOnly => self.readonly_includes(common),
+                GitMode::Off => Ok(()),
             };
         };
         let shows = grant.src().map(|s| {
@@ -644,5 +693,6 @@ fn worktree_config_enabled(config: &Path) -> bool {
     }
 }
 
+mod include;
 #[cfg(test)]
 mod tests;

@@ -425,6 +425,7 @@ fn a_linked_worktree_that_does_not_check_out_is_refused() {
 fn a_git_file_without_commondir_is_pinned_and_nothing_granted() {
     let s = Scratch::new();
     // A submodule's checkout: `.git` names <super>/.git/modules/sub.
+    s.git_dir("super/.git");
     let module = s.git_dir("super/.git/modules/sub");
     let sub = s.dir("super/sub");
     fs::write(sub.join(".git"), "gitdir: ../.git/modules/sub\n").unwrap();
@@ -470,4 +471,72 @@ fn git_mode_parses_and_prints() {
     assert_eq!(GitMode::default(), GitMode::Protect);
     let err = "ro".parse::<GitMode>().unwrap_err().to_string();
     assert!(err.contains("protect, readonly or off"), "{err}");
+}
+
+#[test]
+fn config_includes_in_the_git_dir_are_kept_in_the_workspace_refused() {
+    let s = Scratch::new();
+    let repo = s.dir("repo");
+    s.git_dir("repo/.git");
+    // A file next to the config, existing or not: pinned like the config.
+    s.file(
+        "repo/.git/config",
+        "[include]\n\tpath = config.local\n[includeIf \"onbranch:main\"]\n\tpath = later.cfg\n",
+    );
+    s.file("repo/.git/config.local", "[user]\n\tname = me\n");
+    let got = plan_for(Fs::minimal().rw(&repo), GitMode::Protect).unwrap();
+    let p = pins(&got);
+    let g = repo.join(".git");
+    assert!(
+        p.contains(&pin(
+            g.join("config.local"),
+            true,
+            Missing::File(String::new())
+        )),
+        "{p:?}"
+    );
+    assert!(
+        p.contains(&pin(
+            g.join("later.cfg"),
+            true,
+            Missing::File(String::new())
+        )),
+        "{p:?}"
+    );
+    // Read-only mode: the whole directory is read-only already.
+    assert!(plan_for(Fs::minimal().rw(&repo), GitMode::ReadOnly).is_ok());
+
+    // A file in the work tree (a shared project config): refused in both modes.
+    s.file(
+        "repo/.git/config",
+        "[include]\n\tpath = ../project.gitconfig\n",
+    );
+    for mode in [GitMode::Protect, GitMode::ReadOnly] {
+        let msg = refusal(plan_for(Fs::minimal().rw(&repo), mode));
+        assert!(
+            msg.contains("includes") && msg.contains("project.gitconfig"),
+            "{msg}"
+        );
+    }
+    // Through a file outside every writable grant: still found.
+    let shared = s.file("shared.cfg", "[include]\n\tpath = repo/evil.cfg\n");
+    s.file(
+        "repo/.git/config",
+        &format!("[include]\n\tpath = {}\n", shared.display()),
+    );
+    let msg = refusal(plan_for(Fs::minimal().rw(&repo), GitMode::Protect));
+    assert!(msg.contains("evil.cfg"), "{msg}");
+    // Not granted writable: nothing to refuse.
+    assert!(plan_for(Fs::minimal().ro(&repo), GitMode::Protect).is_ok());
+}
+
+#[test]
+fn a_dot_git_dir_that_is_no_repository_is_left_alone() {
+    let s = Scratch::new();
+    let dir = s.dir("dir");
+    s.dir("dir/.git/objects");
+    assert_eq!(
+        plan_for(Fs::minimal().rw(&dir), GitMode::Protect).unwrap(),
+        GitMounts::default()
+    );
 }
