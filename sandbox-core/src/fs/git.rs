@@ -2,38 +2,37 @@
 //!
 //! A `--rw` grant of a repository hands the command the repository's git
 //! directory too, and some files there make git run programs: hooks
-//! (`hooks/`), and settings such as `core.hooksPath`, `core.fsmonitor`,
-//! `filter.*`, `include.path` in `config` (and `config.worktree`). A
+//! (`hooks/`), and settings such as `core.hooksPath`, `core.fsmonitor` or
+//! `filter.*` in `config`, `config.worktree` and the files they include. A
 //! `commondir` file, even in an ordinary `.git`, sends git to another
 //! directory for all of these. A command that writes any of them has the
 //! user's next git command on the host run what it chose.
 //!
 //! [`GitMode::Protect`] (the default) keeps them as they are: on top of the
-//! grants, each becomes a mount of itself ([`MountOp::Pin`]), read-only, and
-//! every directory on the way to them is pinned too, so that nothing can be
-//! renamed away and recreated (`EBUSY`), written (`EROFS`), or created where
-//! it is missing. A missing `hooks` is created as an empty directory, a
-//! missing `config` (or `config.worktree` where git reads it) as an empty
-//! file, and a missing `commondir` as [`SAME_DIR`] (the common directory is
-//! this one: what git assumes without the file), then pinned. These stay on
-//! the host. Landlock cannot do this: its
-//! rights add up along a path, so nothing beneath a writable grant can be
-//! made read-only by it; and the command cannot undo a mount (no
-//! capabilities, and seccomp refuses the mount system calls). Everything
-//! else stays writable, so `git add`, `git commit`, `git checkout -b` and
-//! `git worktree add` work.
+//! grants, each becomes a read-only mount of itself ([`MountOp::Pin`]), and
+//! every directory on the way to them is pinned too, so nothing can be
+//! written (`EROFS`), nor renamed away and recreated (`EBUSY`), nor created
+//! where it is missing: a missing `hooks` is first created as an empty
+//! directory, a missing `commondir` as [`SAME_DIR`] (what git assumes
+//! without the file), a missing config file git would read as an empty one;
+//! these stay on the host. The command cannot undo a mount (no capabilities,
+//! and seccomp refuses the mount system calls). Landlock could not do this:
+//! its rights add up along a path, so nothing beneath a writable grant can be
+//! made read-only by it. Everything else stays writable, so `git add`,
+//! `git commit`, `git checkout -b` and `git worktree add` work.
 //!
 //! A linked worktree (its `.git` is a file, `gitdir: <dir>`) needs its own
 //! git directory and the repository's common one to commit. Both are found
-//! here, checked the way git lays them out (the back-pointer in the worktree's
-//! git directory must name this worktree), and the common one is granted at
-//! the path the `.git` file names, with the same protection.
+//! here, checked the way git lays them out (the back-pointer in the
+//! worktree's git directory must name this worktree), and the common one is
+//! granted at the path the `.git` file names, with the same protection.
 //!
 //! [`GitMode::ReadOnly`] makes the whole git directory (and a worktree's
 //! common one) read-only; [`GitMode::Off`] does nothing.
 //!
-//! Only the repository at the root of a grant is handled; see the README
-//! ("git in writable workspaces") for what remains writable.
+//! Only the repository at the root of a grant is handled, and what the plan
+//! cannot vouch for is refused; see the README ("git in writable
+//! workspaces") for what remains writable.
 
 use std::fmt;
 use std::fs::{self, File, Metadata};
