@@ -309,8 +309,9 @@ impl MountSys for RealSys {
             Err(Errno::ENOENT) if *missing == Missing::Skip => return Ok(()),
             Err(Errno::ENOENT) => match pin::create(p, missing) {
                 Ok(()) => pin::open(p).map_err(|e| fail(step("open"), e))?,
-                // Not even the init, with its namespace's capabilities, may
-                // create it: neither can the command.
+                // Not even the init, which holds every capability of the
+                // sandbox's namespaces here, may create it: neither can the
+                // command, which holds none.
                 Err(Errno::EACCES | Errno::EPERM | Errno::EROFS) => return Ok(()),
                 Err(e) => return Err(fail(step("create"), e)),
             },
@@ -390,13 +391,17 @@ mod pin {
     fn create_file(dir: &OwnedFd, name: &OsStr, contents: &[u8]) -> Result<(), Errno> {
         let mut tmp = name.to_os_string();
         tmp.push(format!(".stockade-{}", std::process::id()));
-        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW;
-        let fd = openat(
-            dir,
-            tmp.as_os_str(),
-            flags | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o644),
-        )?;
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let mode = Mode::from_bits_truncate(0o644);
+        let fd = match openat(dir, tmp.as_os_str(), flags, mode) {
+            // Left by a run that died here: ours to replace.
+            Err(Errno::EEXIST) => {
+                unlinkat(dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir)?;
+                openat(dir, tmp.as_os_str(), flags, mode)?
+            }
+            other => other?,
+        };
         let file = std::fs::File::from(fd);
         let written = (&file)
             .write_all(contents)
