@@ -165,6 +165,12 @@ struct RunArgs {
     /// keys while it runs, but not read them.
     #[arg(long)]
     ssh_agent: bool,
+    /// The git repository at the root of each --rw/--overlay grant: protect
+    /// (default; hooks, config and git's pointers read-only, commits work),
+    /// readonly (the whole git directory), or off (unsafe: the command can
+    /// plant a hook that runs on your next git command).
+    #[arg(long, value_name = "protect|readonly|off")]
+    git: Option<String>,
     /// Mount DST as granted but give it no Landlock rule (stricter only; for
     /// tests proving Landlock holds on its own).
     #[arg(long, value_name = "DST", hide = true)]
@@ -209,6 +215,7 @@ impl RunArgs {
             preset: self.preset.clone(),
             cache: self.cache.clone(),
             ssh_agent: self.ssh_agent.then_some(true),
+            git: self.git.clone(),
             ..Default::default()
         };
         for kv in &self.env {

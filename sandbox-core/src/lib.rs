@@ -45,6 +45,7 @@ pub use child::{
 };
 pub use error::{Error, Layer, SetupFailure};
 pub use events::{Event, EventKind, EventSink};
+pub use fs::git::GitMode;
 pub use kill_handle::KillHandle;
 pub use launch::helper::set_helper_path;
 pub use policy::{

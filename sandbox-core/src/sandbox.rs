@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::attest;
 use crate::child::{Child, ExitStatus, Output, Stdio};
 use crate::error::{Error, Layer};
+use crate::fs::git::GitMode;
 use crate::fs::plan::{self, RealHost};
 use crate::launch::{self, helper, wire};
 use crate::policy::{self, CacheMode, Fs, Limits, Net, Preset, Syscalls};
@@ -83,6 +84,7 @@ pub struct Sandbox {
     cache: CacheMode,
     preset_home: Option<PathBuf>,
     ssh_agent: bool,
+    git: GitMode,
 }
 
 /// The caller's event callback.
@@ -143,6 +145,7 @@ impl Sandbox {
             cache: CacheMode::default(),
             preset_home: None,
             ssh_agent: false,
+            git: GitMode::default(),
         }
     }
 
@@ -204,6 +207,15 @@ impl Sandbox {
     /// reports them (a netlink query for a root caller) is skipped too.
     pub fn landlock_events(mut self, on: bool) -> Self {
         self.landlock_events = on;
+        self
+    }
+
+    /// How the git repository at the root of each writable grant is
+    /// handled (default [`GitMode::Protect`]: hooks and config read-only,
+    /// commits work; a linked worktree's common git directory is found and
+    /// granted). See the README, "git in writable workspaces".
+    pub fn git(mut self, mode: GitMode) -> Self {
+        self.git = mode;
         self
     }
 
@@ -683,6 +695,8 @@ impl Sandbox {
             }
         }
         let fs = fs.validated()?;
+        let git = crate::fs::git::plan(&fs, self.git)?;
+        let fs = git.grants.into_iter().fold(fs, Fs::mount).validated()?;
         let identity = self.identity()?;
         let root = nix::unistd::geteuid().is_root();
         let (uid, gid) = (identity.uid, identity.gid);
@@ -699,7 +713,8 @@ impl Sandbox {
         }
         let base = plan::base(uid, gid, &RealHost);
         check_no_grant_through_symlink(&fs, &base)?;
-        let mounts = plan::rest(&fs, &self.hostname);
+        let mut mounts = plan::rest(&fs, &self.hostname);
+        mounts.extend(git.pins);
         let programs = crate::seccomp::programs_cached(&self.syscalls).map_err(|e| match e {
             crate::seccomp::Error::UnknownSyscall(_) => Error::policy(e.to_string()),
             _ => Error::Setup(crate::error::SetupFailure {

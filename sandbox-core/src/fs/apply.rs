@@ -16,7 +16,7 @@ use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{fstat, SFlag};
 
-use super::plan::MountOp;
+use super::plan::{Missing, MountOp};
 use crate::error::{Layer, SetupFailure};
 use crate::sys;
 
@@ -212,6 +212,8 @@ pub trait MountSys {
     /// Keep an open descriptor of the overlay upper directory `p` (before
     /// its staging mount is hidden), for the host's workspace diff.
     fn keep_upper(&mut self, p: &Path) -> Result<()>;
+    /// [`MountOp::Pin`]: bind `p` onto itself, read-only when `ro`.
+    fn pin(&mut self, p: &Path, ro: bool, missing: &Missing) -> Result<()>;
 }
 
 /// The real system: syscalls relative to the current directory.
@@ -305,6 +307,130 @@ impl MountSys for RealSys {
         let dir = fs::File::open(p).map_err(|e| io_fail("open overlay upper", e))?;
         self.uppers.push(dir.into());
         Ok(())
+    }
+    fn pin(&mut self, p: &Path, ro: bool, missing: &Missing) -> Result<()> {
+        let step = |what: &str| format!("{what} /{} (git protection)", p.display());
+        let target = match pin::open(p) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) if *missing == Missing::Skip => return Ok(()),
+            Err(Errno::ENOENT) => match pin::create(p, missing) {
+                Ok(()) => pin::open(p).map_err(|e| fail(step("open"), e))?,
+                // Not even the init, which holds every capability of the
+                // sandbox's namespaces here, may create it: neither can the
+                // command, which holds none.
+                Err(Errno::EACCES | Errno::EPERM | Errno::EROFS) => return Ok(()),
+                Err(e) => return Err(fail(step("create"), e)),
+            },
+            Err(e) => return Err(fail(step("open"), e)),
+        };
+        let tree = sys::open_tree(
+            target.as_raw_fd(),
+            c"",
+            sys::OPEN_TREE_CLONE
+                | sys::OPEN_TREE_CLOEXEC
+                | libc::AT_RECURSIVE as u32
+                | libc::AT_EMPTY_PATH as u32,
+        )
+        .map_err(|e| fail(step("clone"), e))?;
+        let mut attrs = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
+        if ro {
+            attrs |= sys::MOUNT_ATTR_RDONLY;
+        }
+        sys::mount_setattr(tree.as_fd(), true, attrs, 0, None)
+            .map_err(|e| fail(step("set flags on"), e))?;
+        sys::move_mount_onto(tree.as_fd(), target.as_fd()).map_err(|e| fail(step("pin"), e))
+    }
+}
+
+/// Path work for [`MountSys::pin`], relative to the new root (the current
+/// directory): every lookup refuses symlinks and `..`, so what is pinned is
+/// the object the plan named, never something a symlink points at.
+mod pin {
+    use std::ffi::{CString, OsStr};
+    use std::io::Write;
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+
+    use nix::errno::Errno;
+    use nix::fcntl::{openat, openat2, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
+    use nix::sys::stat::{mkdirat, Mode};
+    use nix::unistd::{unlinkat, UnlinkatFlags};
+
+    use crate::fs::plan::Missing;
+
+    const RESOLVE: ResolveFlag = ResolveFlag::RESOLVE_BENEATH
+        .union(ResolveFlag::RESOLVE_NO_SYMLINKS)
+        .union(ResolveFlag::RESOLVE_NO_MAGICLINKS);
+
+    /// An `O_PATH` descriptor of `p` itself (a final symlink is not followed).
+    pub(super) fn open(p: &Path) -> Result<OwnedFd, Errno> {
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+            .resolve(RESOLVE);
+        openat2(AT_FDCWD, p, how)
+    }
+
+    /// Create the missing `p` as `missing` says, in its (symlink-free) parent.
+    pub(super) fn create(p: &Path, missing: &Missing) -> Result<(), Errno> {
+        let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+            return Err(Errno::EINVAL);
+        };
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+            .resolve(RESOLVE);
+        let dir = openat2(AT_FDCWD, parent, how)?;
+        let made = match missing {
+            Missing::Skip => return Ok(()),
+            Missing::EmptyDir => mkdirat(&dir, name, Mode::from_bits_truncate(0o755)),
+            Missing::File(contents) => create_file(&dir, name, contents.as_bytes()),
+        };
+        // Created meanwhile by someone else: pin what is there now.
+        match made {
+            Err(Errno::EEXIST) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Write a temporary file next to `name`, then rename it into place
+    /// without replacing anything: a reader never sees it half-written.
+    fn create_file(dir: &OwnedFd, name: &OsStr, contents: &[u8]) -> Result<(), Errno> {
+        let mut tmp = name.to_os_string();
+        tmp.push(format!(".stockade-{}", std::process::id()));
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let mode = Mode::from_bits_truncate(0o644);
+        let fd = match openat(dir, tmp.as_os_str(), flags, mode) {
+            // Left by a run that died here: ours to replace.
+            Err(Errno::EEXIST) => {
+                unlinkat(dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir)?;
+                openat(dir, tmp.as_os_str(), flags, mode)?
+            }
+            other => other?,
+        };
+        let file = std::fs::File::from(fd);
+        let written = (&file)
+            .write_all(contents)
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
+        drop(file);
+        let (tmp_c, name_c) = (cstring(&tmp)?, cstring(name)?);
+        let placed = written.and_then(|()| {
+            crate::sys::renameat2(
+                dir.as_fd(),
+                &tmp_c,
+                dir.as_fd(),
+                &name_c,
+                libc::RENAME_NOREPLACE,
+            )
+        });
+        if placed.is_err() {
+            let _ = unlinkat(dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        placed
+    }
+
+    fn cstring(s: &OsStr) -> Result<CString, Errno> {
+        CString::new(s.as_bytes()).map_err(|_| Errno::EINVAL)
     }
 }
 
@@ -431,6 +557,7 @@ fn apply_one<S: MountSys>(
                 )
             }
         }
+        MountOp::Pin { dst, ro, missing } => sys.pin(&rel(dst), *ro, missing),
         MountOp::ReadOnly { dst } => {
             let p = rel(dst);
             let step = format!("read-only {}", dst.display());
@@ -678,6 +805,12 @@ mod tests {
             self.log.push(format!("keep {}", p.display()));
             Ok(())
         }
+        fn pin(&mut self, p: &Path, ro: bool, missing: &Missing) -> Result<()> {
+            let how = if ro { "ro" } else { "rw" };
+            self.log
+                .push(format!("pin {} {how} if missing {missing:?}", p.display()));
+            Ok(())
+        }
     }
 
     fn record(fs: &Fs) -> String {
@@ -694,6 +827,43 @@ mod tests {
         let mut r = Recorder::default();
         apply(&mut r, &ops, &mut sources).unwrap();
         r.log.join("\n") + "\n"
+    }
+
+    /// Pins come after every grant and are carried out relative to the new
+    /// root, each as one operation that names what to create if missing.
+    #[test]
+    fn pins_follow_the_grants_relative_to_the_new_root() {
+        let id = Identity {
+            uid: 1000,
+            gid: 1000,
+            hostname: "box".into(),
+        };
+        let mut ops = plan::plan(&Fs::minimal().rw("/work/repo"), &id, &merged_usr_host());
+        ops.push(MountOp::Pin {
+            dst: "/work/repo/.git".into(),
+            ro: false,
+            missing: Missing::Skip,
+        });
+        ops.push(MountOp::Pin {
+            dst: "/work/repo/.git/commondir".into(),
+            ro: true,
+            missing: Missing::File(".\n".into()),
+        });
+        let mut sources: Vec<Option<PathBuf>> = ops
+            .iter()
+            .map(|o| o.host_source().map(Path::to_path_buf))
+            .collect();
+        let mut r = Recorder::default();
+        apply(&mut r, &ops, &mut sources).unwrap();
+        let tail = &r.log[r.log.len() - 3..];
+        assert_eq!(
+            tail,
+            [
+                "attach /work/repo at work/repo",
+                "pin work/repo/.git rw if missing Skip",
+                "pin work/repo/.git/commondir ro if missing File(\".\\n\")",
+            ]
+        );
     }
 
     /// The whole translation of a plan into operations, reviewed once and kept:

@@ -2,6 +2,7 @@
 //! out inside the new mount namespace ([`apply`]).
 
 pub(crate) mod apply;
+pub mod git;
 pub mod plan;
 
 use std::os::fd::OwnedFd;

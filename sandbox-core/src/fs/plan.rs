@@ -124,6 +124,27 @@ pub enum MountOp {
     Mask { dst: PathBuf, dir: bool },
     /// Make an existing path read-only (bind onto itself).
     ReadOnly { dst: PathBuf },
+    /// Make `dst` (inside a grant) a mount of itself, found without following
+    /// any symlink, the last component's included: the command can then
+    /// neither rename, remove nor replace it (`EBUSY`), and nothing beneath it
+    /// is writable when `ro` (`EROFS`). See [`super::git`].
+    Pin {
+        dst: PathBuf,
+        ro: bool,
+        missing: Missing,
+    },
+}
+
+/// What [`MountOp::Pin`] does when its path does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Missing {
+    /// Nothing: there is nothing to pin.
+    Skip,
+    /// Create an empty directory, then pin it.
+    EmptyDir,
+    /// Create a file with these contents (atomically: it never exists
+    /// half-written), then pin it.
+    File(String),
 }
 
 impl MountOp {
@@ -433,7 +454,8 @@ pub(crate) mod tests {
                 | MountOp::Devpts { dst }
                 | MountOp::Proc { dst }
                 | MountOp::Mask { dst, .. }
-                | MountOp::ReadOnly { dst } => dst,
+                | MountOp::ReadOnly { dst }
+                | MountOp::Pin { dst, .. } => dst,
             };
             for banned in ["/home", "/root", "/run", "/var", "/sys"] {
                 assert!(!dst.starts_with(banned), "{op:?} exposes {banned}");

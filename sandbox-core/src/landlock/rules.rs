@@ -191,7 +191,11 @@ impl Rules {
                         push(&mut r.read_exec, dst)
                     }
                 }
-                MountOp::Symlink { .. } | MountOp::Mask { .. } | MountOp::ReadOnly { .. } => {}
+                // A pin adds no rights: its path is inside a grant that has them.
+                MountOp::Symlink { .. }
+                | MountOp::Mask { .. }
+                | MountOp::ReadOnly { .. }
+                | MountOp::Pin { .. } => {}
             }
         }
         r.tcp_connect = tcp_connect.to_vec();

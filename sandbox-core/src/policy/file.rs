@@ -17,6 +17,7 @@
 //! preset = ["python", "rust"]  # toolchains from the caller's home, read-only
 //! cache = "overlay"            # their caches: ro, overlay (default), persist
 //! ssh-agent = true             # bind $SSH_AUTH_SOCK at /run/ssh-agent.sock
+//! git = "protect"              # or "readonly", "off"
 //! ```
 //! Unknown keys and wrong types are errors naming the key and its line.
 
@@ -112,6 +113,8 @@ pub struct PolicyFile {
     /// Bind the caller's ssh-agent socket.
     #[serde(alias = "ssh_agent")]
     pub ssh_agent: Option<bool>,
+    /// `protect` (default), `readonly` or `off`: see [`crate::GitMode`].
+    pub git: Option<String>,
     /// Mounted paths withheld from Landlock (stricter only; for tests).
     #[serde(skip)]
     pub landlock_withhold: Vec<PathBuf>,
@@ -240,6 +243,7 @@ impl PolicyFile {
         self.preset.extend(other.preset);
         self.cache = other.cache.or(self.cache);
         self.ssh_agent = other.ssh_agent.or(self.ssh_agent);
+        self.git = other.git.or(self.git);
         self
     }
 
@@ -393,6 +397,9 @@ impl PolicyFile {
                 ));
             }
             sb = sb.cache(mode.parse()?);
+        }
+        if let Some(g) = &self.git {
+            sb = sb.git(g.parse()?);
         }
         Ok(sb.ssh_agent(self.ssh_agent.unwrap_or(false)))
     }

@@ -52,6 +52,26 @@ pub fn move_mount(from: BorrowedFd<'_>, to_dirfd: RawFd, to: &CStr) -> Result<()
     Ok(())
 }
 
+/// Attach the detached mount `from` on top of the object `to` refers to (an
+/// `O_PATH` descriptor: no path is looked up again, so nothing can redirect it).
+pub fn move_mount_onto(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<(), Errno> {
+    const MOVE_MOUNT_F_EMPTY_PATH: c_uint = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: c_uint = 0x40;
+    // SAFETY: both paths are the empty NUL-terminated string; both fds are
+    // valid and borrowed for the call.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            to.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })?;
+    Ok(())
+}
+
 /// `mount_setattr` on the mount (tree) referred to by `fd`.
 pub fn mount_setattr(
     fd: BorrowedFd<'_>,
