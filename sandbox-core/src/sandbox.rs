@@ -1,6 +1,8 @@
 //! The `Sandbox` builder: a policy plus a command, spawned like
 //! `std::process::Command`.
 
+mod reduced;
+
 use std::fs::File;
 use std::os::fd::{OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -79,6 +81,7 @@ pub struct Sandbox {
     event_sink: Option<Sink>,
     syscall_events: bool,
     landlock_events: bool,
+    allow_reduced: bool,
 }
 
 /// The caller's event callback.
@@ -135,7 +138,23 @@ impl Sandbox {
             event_sink: None,
             syscall_events: true,
             landlock_events: true,
+            allow_reduced: false,
         }
+    }
+
+    /// On a host without user namespaces (disabled, `max_user_namespaces`
+    /// 0, refused by a container's seccomp profile or an LSM), run in
+    /// reduced mode instead of failing (`false`, the default: such a host
+    /// is an error naming this option). Reduced mode keeps Landlock
+    /// (mandatory, ABI 6+), seccomp (plus no UDP/raw/unix sockets and a
+    /// host-checked `connect`), no capabilities, `no_new_privs` and limits,
+    /// and gives up every namespace and `pivot_root`: see
+    /// [`crate::reduced`] for exactly what is and is not contained, and
+    /// [`Child::mode`] / [`ExitStatus::mode`] for what a run got. On a host
+    /// with user namespaces this changes nothing.
+    pub fn allow_reduced(mut self, allow: bool) -> Self {
+        self.allow_reduced = allow;
+        self
     }
 
     /// Call `sink` with every [`crate::Event`] of each sandbox spawned from
@@ -484,7 +503,25 @@ impl Sandbox {
         self.spawn_mode(defaults, false)
     }
 
+    /// The full mode, or (opted in, and without user namespaces) reduced mode.
     fn spawn_mode(&self, defaults: [Stdio; 3], in_process: bool) -> Result<Child, Error> {
+        use crate::reduced::detect;
+        if self.allow_reduced && detect::known_unavailable() {
+            return self.spawn_reduced(defaults);
+        }
+        match self.spawn_full(defaults.clone(), in_process) {
+            Err(e) if detect::is_unavailable(&e) => {
+                if !self.allow_reduced {
+                    return Err(detect::with_hint(e));
+                }
+                detect::remember_unavailable();
+                self.spawn_reduced(defaults)
+            }
+            other => other,
+        }
+    }
+
+    fn spawn_full(&self, defaults: [Stdio; 3], in_process: bool) -> Result<Child, Error> {
         let started = Instant::now();
         let mut plan = self.plan()?;
         // Landlock's denials, where the kernel reports them: the reader
@@ -668,6 +705,7 @@ impl Sandbox {
             session,
             cgroup_procs: 0,
             nproc: None,
+            reduced: None,
         };
         let size = serde_json::to_vec(&plan)
             .map(|b| b.len())
@@ -803,8 +841,13 @@ fn proxy_error(e: std::io::Error) -> Error {
 /// enforce; these just make well-behaved clients work without configuration.
 fn proxy_environment() -> Vec<(&'static str, String)> {
     use crate::proxy::listen::{HTTP_PORT, SOCKS_PORT};
-    let http = format!("http://127.0.0.1:{HTTP_PORT}");
-    let socks = format!("socks5h://127.0.0.1:{SOCKS_PORT}");
+    proxy_environment_at(HTTP_PORT, SOCKS_PORT)
+}
+
+/// [`proxy_environment`] for a proxy on `127.0.0.1` at these ports.
+fn proxy_environment_at(http_port: u16, socks_port: u16) -> Vec<(&'static str, String)> {
+    let http = format!("http://127.0.0.1:{http_port}");
+    let socks = format!("socks5h://127.0.0.1:{socks_port}");
     let no_proxy = "localhost,127.0.0.1,::1".to_string();
     let mut env = Vec::new();
     for (upper, lower, value) in [

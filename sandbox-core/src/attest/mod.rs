@@ -114,6 +114,8 @@ pub(crate) struct Expected {
     pub limits: Option<(crate::Limits, crate::LimitsLevel)>,
     /// The cgroup directories created for the sandbox.
     pub cgroup_dirs: Vec<PathBuf>,
+    /// A reduced-mode sandbox (`crate::reduced`): no namespaces expected.
+    pub reduced: bool,
 }
 
 impl Expected {
@@ -124,6 +126,7 @@ impl Expected {
             ids: Some(ids),
             limits: Some((limits.clone(), level)),
             cgroup_dirs: Vec::new(),
+            reduced: false,
         }
     }
 

@@ -100,6 +100,9 @@ fn run(control: &OwnedFd) -> Result<(), SetupFailure> {
     let Some(opening) = read_opening(control)? else {
         return Ok(());
     };
+    if opening.reduced {
+        return super::reduced::run(control);
+    }
     let (init, outer_end) = open(&opening.identity, &opening.base, control)?;
     let plan = match wire::recv::<Plan>(control.as_fd(), false) {
         Ok(Some((plan, stdio))) if plan.identity == opening.identity => (plan, stdio),
