@@ -581,6 +581,9 @@ impl Child {
     /// The sandbox has ended with `status`: record it and clean up.
     fn ended(&mut self, status: ExitStatus) {
         self.status = Some(status);
+        if let Some(k) = self.keeper.as_mut() {
+            k.tree_gone();
+        }
         // The proxy's last events (connections closing) come in `finish`,
         // Landlock's last ones after the kernel's queue is drained.
         self.finish();

@@ -438,7 +438,8 @@ impl Sandbox {
         let (cgroup, limits_level) = self.limit_cgroup(&mut plan, &mut stdio)?;
         defaults.attest = self.attest_expected(&plan, limits_level);
         let mut launched =
-            launch::launch(&plan, &helper::find_helper(self.helper.as_deref())?, stdio)?;
+            launch::launch(&plan, &helper::find_helper(self.helper.as_deref())?, stdio)
+                .map_err(|e| self.session_error(e))?;
         launched.cgroup = cgroup;
         launched.limits_level = limits_level;
         let log = self.event_log(&plan);

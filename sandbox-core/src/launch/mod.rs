@@ -127,7 +127,7 @@ pub(crate) fn launch_reduced(
         reduced: true,
     };
     let (child, host_end) = spawn_helper(helper, &opening)?;
-    let keeper = Keeper::Reduced(child, tmp);
+    let keeper = Keeper::Reduced(child, Some(tmp));
     if let Err(e) = wire::send(host_end.as_fd(), plan, &raw) {
         drop(host_end);
         let _ = keeper.wait();
@@ -263,7 +263,7 @@ fn await_start(
                 Ok(None) => Error::Helper(format!(
                     "{what} exited without reporting ({status}); is it a stockade-init helper of this version?"
                 )),
-                Err(e) => Error::Helper(format!("reading the helper's report: {e}")),
+                Err(e) => Error::Helper(format!("reading the helper's report: {e} ({status})")),
             })
         }
     }

@@ -17,9 +17,10 @@ pub(crate) enum Keeper {
     /// The init we cloned ourselves.
     Init(Pid),
     /// A reduced-mode helper (`launch::reduced`) and the command's private
-    /// temp dir, removed once the helper (which outlives every process of
-    /// the sandbox) is gone.
-    Reduced(std::process::Child, crate::reduced::tmp::PrivateTmp),
+    /// temp dir, removed once every process of the sandbox is gone
+    /// ([`Keeper::tree_gone`]) or else once the helper, which outlives them
+    /// all, is reaped.
+    Reduced(std::process::Child, Option<crate::reduced::tmp::PrivateTmp>),
 }
 
 impl Keeper {
@@ -40,6 +41,14 @@ impl Keeper {
                 Ok(WaitStatus::Signaled(_, s, _)) => format!("killed by {s:?}"),
                 other => format!("{other:?}"),
             },
+        }
+    }
+
+    /// The sandbox reported its end: no process of it is left, so what it
+    /// leaves behind on the host (reduced mode's temp dir) goes now.
+    pub fn tree_gone(&mut self) {
+        if let Keeper::Reduced(_, tmp) = self {
+            drop(tmp.take());
         }
     }
 

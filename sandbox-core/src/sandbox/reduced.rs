@@ -155,6 +155,24 @@ impl Sandbox {
         Ok(child)
     }
 
+    /// A session's launch failure: without user namespaces it says so, and
+    /// that reduced mode has no sessions (its supervisor is no zygote).
+    pub(super) fn session_error(&self, e: Error) -> Error {
+        use crate::reduced::detect;
+        match e {
+            Error::Setup(mut f)
+                if self.allow_reduced && detect::is_unavailable(&Error::Setup(f.clone())) =>
+            {
+                f.detail.push_str(
+                    "; reduced mode (allow_reduced) runs one command per sandbox and has no \
+                     sessions: use Sandbox::spawn/output for each command",
+                );
+                Error::Setup(f)
+            }
+            e => detect::with_hint(e),
+        }
+    }
+
     /// What reduced mode refuses up front (nothing has started yet).
     fn check_reduced(&self, id: &wire::Identity) -> Result<(), Error> {
         if !self.require_landlock {
