@@ -583,13 +583,22 @@ fn host_processes_cannot_be_touched(caller: Caller) {
         caller,
         &[],
         &[
-            "kill", &pid, "ptrace", &pid, "mount", "unshare", "shmget", "mqopen", "euid",
+            "kill",
+            &pid,
+            "killparent",
+            "ptrace",
+            &pid,
+            "mount",
+            "unshare",
+            "shmget",
+            "mqopen",
         ],
     );
     expect(
         &out,
         &[
             ("kill", "err EPERM"),
+            ("killparent", "err EPERM"),
             ("ptrace", "err EPERM"),
             ("mount", "err EPERM"),
             ("unshare", "err EPERM"),
@@ -904,9 +913,10 @@ fn root_max_user_namespaces_zero_is_detected() {
         let child = std::thread::spawn(move || cmd.output());
         let mut b = 0u8;
         // SAFETY: reading one byte into a local from a pipe we own.
+        let got = unsafe { libc::read(ready_r, (&mut b as *mut u8).cast(), 1) };
         assert_eq!(
-            unsafe { libc::read(ready_r, (&mut b as *mut u8).cast(), 1) },
-            1
+            got, 1,
+            "the nested CLI did not reach its new user namespace"
         );
         let pid = newest_child_in_new_userns();
         for (file, map) in [
@@ -945,8 +955,9 @@ fn root_max_user_namespaces_zero_is_detected() {
 
 fn pipe() -> (i32, i32) {
     let mut fds = [0; 2];
-    // SAFETY: `fds` is a valid array for the kernel to fill.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: `fds` is a valid array for the kernel to fill. Close-on-exec: open in the
+    // fork's hook, gone from the CLI.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
     (fds[0], fds[1])
 }
 

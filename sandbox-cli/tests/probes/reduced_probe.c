@@ -18,6 +18,7 @@
  *   unix PATH          socket(AF_UNIX, SOCK_STREAM) + connect to PATH
  *   socketpair         socketpair(AF_UNIX) (must work)
  *   kill PID           kill(PID, 0): the permission check only
+ *   killparent         kill(getppid(), 0): the sandbox's supervisor
  *   read PATH          open(PATH, O_RDONLY) + read 1 byte
  *   write PATH         open(PATH, O_WRONLY|O_CREAT|O_TRUNC) + write "x"
  *   shmget             shmget(IPC_PRIVATE, 4096, 0600)
@@ -120,6 +121,8 @@ int main(int argc, char **argv) {
         } else if (!strcmp(a, "kill") && i + 1 < argc) {
             report("kill", kill(atoi(argv[i + 1]), 0));
             i += 1;
+        } else if (!strcmp(a, "killparent")) {
+            report("killparent", kill(getppid(), 0));
         } else if (!strcmp(a, "read") && i + 1 < argc) {
             char c;
             int fd = open(argv[i + 1], O_RDONLY);

@@ -80,7 +80,8 @@ const NOT_CONTAINED: &[&str] = &[
     "the proxy listens on the host's loopback (127.0.0.1, ephemeral ports): the sandbox reaches the host's loopback on those ports only, and other local processes can reach the proxy too",
     "/proc paths the full mode masks (kallsyms, keys, sched_debug, timer_list, ...) are readable as far as the kernel shows them to the host uid; /proc is read-only",
     "the command runs with real host ids: an unprivileged caller's own uid, groups and (inert) capability bounding set; a root caller's root_host_id (65534)",
-    "system directories and the granted paths are the host's own, protected by Landlock and file permissions only (no read-only bind mounts); /etc shows only the files the full mode copies, but the host's versions (passwd, group, hosts, resolv.conf)",
+    "system directories and the granted paths are the host's own, protected by Landlock and file permissions only (no read-only bind mounts); of /etc only the files the full mode copies are readable, and they are the host's own (passwd, group, hosts, resolv.conf)",
+    "names and metadata of host paths: stat, access and path lookups work anywhere (Landlock limits opening, listing and changing files, not looking them up), so the command can tell whether a host path exists",
     "no private /tmp, /dev/shm or /dev/pts: a private directory under the host's temp dir is TMPDIR and HOME (removed at the end); POSIX shared memory and new ptys are unavailable; disk use there and in --rw grants is not capped",
     "--pids without a cgroup is RLIMIT_NPROC, which counts every process of the host uid, not just the sandbox's",
     "fewer layers per threat: file access is held by Landlock (and file permissions), egress by the seccomp socket rules and the host's connect gate plus Landlock's port rule, signals to the caller's own processes by Landlock alone",
@@ -127,6 +128,21 @@ impl std::fmt::Display for Mode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readme_lists_everything_not_contained() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("## Reduced mode (no user namespaces)")
+            .nth(1)
+            .expect("README has a reduced-mode section");
+        for item in Mode::Reduced.not_contained() {
+            assert!(section.contains(item), "README's reduced-mode section lacks: {item}");
+        }
+        for layer in Mode::Reduced.missing_layers(false) {
+            assert!(section.contains(&format!("`{layer}`")), "README lacks {layer}");
+        }
+    }
 
     #[test]
     fn missing_layers_name_attest_properties() {
