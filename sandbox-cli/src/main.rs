@@ -145,6 +145,12 @@ struct RunArgs {
     /// error); namespaces, seccomp and dropped capabilities still apply.
     #[arg(long)]
     allow_no_landlock: bool,
+    /// On a host without user namespaces, run in reduced mode instead of
+    /// failing: Landlock, seccomp, no capabilities and limits, but no
+    /// namespaces and no pivot_root (the command sees host processes and
+    /// the host's network interfaces; see the README's "Reduced mode").
+    #[arg(long)]
+    allow_reduced: bool,
     /// Do not record refused syscalls: the filter refuses them in the kernel
     /// and they are not events (with --events or --report, each refusal is
     /// by default answered by this process and recorded; allowed syscalls
@@ -210,6 +216,7 @@ impl RunArgs {
             syscalls_deny: self.syscalls_deny.clone(),
             loopback_tcp: self.loopback_tcp.then_some(true),
             allow_no_landlock: self.allow_no_landlock.then_some(true),
+            allow_reduced: self.allow_reduced.then_some(true),
             syscall_events: self.no_syscall_events.then_some(false),
             landlock_withhold: self.landlock_withhold.clone(),
             preset: self.preset.clone(),

@@ -50,6 +50,12 @@ struct Layers {
     landlock_abi: u32,
     /// The seccomp allowlist is always attached.
     seccomp: bool,
+    /// `full`, or `reduced` (--allow-reduced on a host without user namespaces).
+    mode: stockade::reduced::Mode,
+    /// The full mode's layers the run went without (empty in full mode).
+    missing: &'static [&'static str],
+    /// What this mode does not contain, in words (empty in full mode).
+    not_contained: &'static [&'static str],
 }
 
 /// One line of `--events` and one entry of the report's `events`: the
@@ -127,6 +133,9 @@ pub fn write(
                 layers: Some(Layers {
                     landlock_abi: s.landlock_abi(),
                     seccomp: true,
+                    mode: s.mode(),
+                    missing: s.missing_layers(),
+                    not_contained: s.mode().not_contained(),
                 }),
                 events,
                 summary,

@@ -358,7 +358,7 @@ fn refused_by_default() -> Vec<(String, i64, i32, Group)> {
     let mut v = Vec::new();
     for nr in 0..1024i64 {
         match map.get(&nr) {
-            Some((_, Decision::Allow | Decision::Args(_))) => {}
+            Some((_, Decision::Allow | Decision::Args(_) | Decision::Gate)) => {}
             Some((name, Decision::Errno(e))) => {
                 let group = if *e == libc::EPERM {
                     Group::Eperm

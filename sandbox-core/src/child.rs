@@ -172,6 +172,8 @@ pub struct ExitStatus {
     pub(crate) duration: Duration,
     pub(crate) landlock_abi: u32,
     pub(crate) usage: Usage,
+    /// The full mode's layers the run went without (empty: full mode).
+    pub(crate) missing: &'static [&'static str],
 }
 
 impl ExitStatus {
@@ -222,6 +224,15 @@ impl ExitStatus {
     /// What enforced the limits ([`LimitsLevel::None`] when none were set).
     pub fn limits_level(&self) -> LimitsLevel {
         self.usage.level
+    }
+    /// Full mode, or reduced mode ([`crate::Sandbox::allow_reduced`]).
+    pub fn mode(&self) -> crate::reduced::Mode {
+        mode_of(self.missing)
+    }
+    /// The full mode's layers this run went without (empty in full mode):
+    /// see [`crate::reduced::Mode::missing_layers`].
+    pub fn missing_layers(&self) -> &'static [&'static str] {
+        self.missing
     }
     /// The CLI's exit status: the program's own, `128+N` for signal N, `124`
     /// on timeout.
@@ -289,6 +300,15 @@ pub struct Child {
     landlock: Option<crate::events::landlock::Watch>,
     expected: crate::attest::Expected,
     agent_relay: Option<crate::ssh_agent::Relay>,
+    missing: &'static [&'static str],
+}
+
+fn mode_of(missing: &[&str]) -> crate::reduced::Mode {
+    if missing.is_empty() {
+        crate::reduced::Mode::Full
+    } else {
+        crate::reduced::Mode::Reduced
+    }
 }
 
 impl Child {
@@ -318,7 +338,24 @@ impl Child {
             landlock: None,
             expected: Default::default(),
             agent_relay: None,
+            missing: &[],
         }
+    }
+
+    /// A reduced-mode sandbox, which runs without `missing`.
+    pub(crate) fn set_missing(&mut self, missing: &'static [&'static str]) {
+        self.missing = missing;
+    }
+
+    /// Full mode, or reduced mode ([`crate::Sandbox::allow_reduced`]).
+    pub fn mode(&self) -> crate::reduced::Mode {
+        mode_of(self.missing)
+    }
+
+    /// The full mode's layers this sandbox runs without (empty in full
+    /// mode): see [`crate::reduced::Mode::missing_layers`].
+    pub fn missing_layers(&self) -> &'static [&'static str] {
+        self.missing
     }
 
     /// Keep `watch` (the command's Landlock denials) and let the init reap
@@ -510,6 +547,7 @@ impl Child {
                     duration: self.started.elapsed(),
                     landlock_abi: self.landlock_abi,
                     usage: Usage::of(self.cgroup.as_ref(), self.limits_level),
+                    missing: self.missing,
                 };
                 self.ended(status);
                 Ok(())
@@ -534,6 +572,7 @@ impl Child {
                         duration: self.started.elapsed(),
                         landlock_abi: self.landlock_abi,
                         usage,
+                        missing: self.missing,
                     });
                     return Ok(());
                 }
@@ -550,6 +589,9 @@ impl Child {
     /// The sandbox has ended with `status`: record it and clean up.
     fn ended(&mut self, status: ExitStatus) {
         self.status = Some(status);
+        if let Some(k) = self.keeper.as_mut() {
+            k.tree_gone();
+        }
         // The proxy's last events (connections closing) come in `finish`,
         // Landlock's last ones after the kernel's queue is drained.
         self.finish();

@@ -29,6 +29,7 @@ mod launch;
 mod policy;
 /// The egress proxy: domain-allowlist policy and the HTTP/SOCKS5 front ends.
 pub mod proxy;
+pub mod reduced;
 mod sandbox;
 /// The seccomp-BPF syscall filter: policy table, compiler and test interpreter.
 pub mod seccomp;

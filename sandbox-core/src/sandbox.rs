@@ -1,6 +1,8 @@
 //! The `Sandbox` builder: a policy plus a command, spawned like
 //! `std::process::Command`.
 
+mod reduced;
+
 use std::fs::File;
 use std::os::fd::{OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -85,6 +87,7 @@ pub struct Sandbox {
     preset_home: Option<PathBuf>,
     ssh_agent: bool,
     git: GitMode,
+    allow_reduced: bool,
 }
 
 /// The caller's event callback.
@@ -146,6 +149,7 @@ impl Sandbox {
             preset_home: None,
             ssh_agent: false,
             git: GitMode::default(),
+            allow_reduced: false,
         }
     }
 
@@ -180,6 +184,21 @@ impl Sandbox {
     /// Without a usable `SSH_AUTH_SOCK` this is a policy error.
     pub fn ssh_agent(mut self, on: bool) -> Self {
         self.ssh_agent = on;
+        self
+    }
+
+    /// On a host without user namespaces (disabled, `max_user_namespaces`
+    /// 0, refused by a container's seccomp profile or an LSM), run in
+    /// reduced mode instead of failing (`false`, the default: such a host
+    /// is an error naming this option). Reduced mode keeps Landlock
+    /// (mandatory, ABI 6+), seccomp (plus no UDP/raw/unix sockets and a
+    /// host-checked `connect`), no capabilities, `no_new_privs` and limits,
+    /// and gives up every namespace and `pivot_root`: see
+    /// [`crate::reduced`] for exactly what is and is not contained, and
+    /// [`Child::mode`] / [`ExitStatus::mode`] for what a run got. On a host
+    /// with user namespaces this changes nothing.
+    pub fn allow_reduced(mut self, allow: bool) -> Self {
+        self.allow_reduced = allow;
         self
     }
 
@@ -478,7 +497,8 @@ impl Sandbox {
         let (cgroup, limits_level) = self.limit_cgroup(&mut plan, &mut stdio)?;
         defaults.attest = self.attest_expected(&plan, limits_level);
         let mut launched =
-            launch::launch(&plan, &helper::find_helper(self.helper.as_deref())?, stdio)?;
+            launch::launch(&plan, &helper::find_helper(self.helper.as_deref())?, stdio)
+                .map_err(|e| self.session_error(e))?;
         launched.cgroup = cgroup;
         launched.limits_level = limits_level;
         let log = self.event_log(&plan);
@@ -548,7 +568,25 @@ impl Sandbox {
         self.spawn_mode(defaults, false)
     }
 
+    /// The full mode, or (opted in, and without user namespaces) reduced mode.
     fn spawn_mode(&self, defaults: [Stdio; 3], in_process: bool) -> Result<Child, Error> {
+        use crate::reduced::detect;
+        if self.allow_reduced && detect::known_unavailable() {
+            return self.spawn_reduced(defaults);
+        }
+        match self.spawn_full(defaults.clone(), in_process) {
+            Err(e) if detect::is_unavailable(&e) => {
+                if !self.allow_reduced {
+                    return Err(detect::with_hint(e));
+                }
+                detect::remember_unavailable();
+                self.spawn_reduced(defaults)
+            }
+            other => other,
+        }
+    }
+
+    fn spawn_full(&self, defaults: [Stdio; 3], in_process: bool) -> Result<Child, Error> {
         let started = Instant::now();
         let mut relay = self.agent_relay()?;
         let mut plan = self.plan_to_start(false, relay.as_ref().map(|r| r.path()))?;
@@ -774,6 +812,7 @@ impl Sandbox {
             session,
             cgroup_procs: 0,
             nproc: None,
+            reduced: None,
         };
         let size = serde_json::to_vec(&plan)
             .map(|b| b.len())
@@ -997,8 +1036,13 @@ fn proxy_error(e: std::io::Error) -> Error {
 /// enforce; these just make well-behaved clients work without configuration.
 fn proxy_environment() -> Vec<(&'static str, String)> {
     use crate::proxy::listen::{HTTP_PORT, SOCKS_PORT};
-    let http = format!("http://127.0.0.1:{HTTP_PORT}");
-    let socks = format!("socks5h://127.0.0.1:{SOCKS_PORT}");
+    proxy_environment_at(HTTP_PORT, SOCKS_PORT)
+}
+
+/// [`proxy_environment`] for a proxy on `127.0.0.1` at these ports.
+fn proxy_environment_at(http_port: u16, socks_port: u16) -> Vec<(&'static str, String)> {
+    let http = format!("http://127.0.0.1:{http_port}");
+    let socks = format!("socks5h://127.0.0.1:{socks_port}");
     let no_proxy = "localhost,127.0.0.1,::1".to_string();
     let mut env = Vec::new();
     for (upper, lower, value) in [

@@ -114,6 +114,8 @@ pub(crate) struct Expected {
     pub limits: Option<(crate::Limits, crate::LimitsLevel)>,
     /// The cgroup directories created for the sandbox.
     pub cgroup_dirs: Vec<PathBuf>,
+    /// A reduced-mode sandbox (`crate::reduced`): no namespaces expected.
+    pub reduced: bool,
 }
 
 impl Expected {
@@ -124,6 +126,7 @@ impl Expected {
             ids: Some(ids),
             limits: Some((limits.clone(), level)),
             cgroup_dirs: Vec::new(),
+            reduced: false,
         }
     }
 
@@ -179,6 +182,8 @@ pub(crate) struct Snapshot {
     pub members: Vec<Member>,
     /// The root's cgroups.
     pub cgroup: cgroup::View,
+    /// The root is a reduced-mode supervisor (no namespaces).
+    pub reduced: bool,
 }
 
 impl Snapshot {
@@ -198,6 +203,16 @@ impl Snapshot {
         let (root, is_init) = tree::root(pid, depth, caller.nspid.len())
             .map_err(proc_error("/proc"))?
             .ok_or(AttestError::NoSuchProcess(pid))?;
+        // No pid namespace of its own: a reduced-mode supervisor's tree?
+        let supervisor = if is_init {
+            None
+        } else {
+            tree::reduced_supervisor(pid, caller.nspid.len()).map_err(proc_error("/proc"))?
+        };
+        let (root, reduced) = match supervisor {
+            Some(sup) => (sup, true),
+            None => (root, expected.reduced),
+        };
         let root_proc = match procfs::read(root).map_err(proc_error("/proc"))? {
             procfs::Read::Alive(p) => *p,
             procfs::Read::Vanished if is_init => return Err(AttestError::Vanished(root)),
@@ -220,7 +235,7 @@ impl Snapshot {
                     procfs::Read::Vanished => continue,
                 }
             };
-            let role = if is_init && p == root {
+            let role = if (is_init || reduced) && p == root {
                 Role::Init
             } else {
                 Role::Command
@@ -241,15 +256,16 @@ impl Snapshot {
         }
         // The init read first must still be there once everything was read.
         let init_now = procfs::running(root).ok().flatten().map(|s| s.start_time);
-        if is_init && init_now != Some(root_proc.start_time) {
+        if (is_init || reduced) && init_now != Some(root_proc.start_time) {
             return Err(AttestError::Vanished(root));
         }
         Ok(Snapshot {
             asked: pid,
             caller,
-            init: is_init.then_some(root),
+            init: (is_init || reduced).then_some(root),
             members,
             cgroup: view,
+            reduced,
         })
     }
 }

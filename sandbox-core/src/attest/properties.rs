@@ -21,6 +21,26 @@ pub(crate) fn evaluate(s: &Snapshot, expected: &Expected) -> Report {
     checks.push(landlock());
     checks.push(pid_ns_containment(s));
     let mut notes = Vec::new();
+    let mut missing = Vec::new();
+    if s.reduced {
+        mark_missing(&mut checks, s);
+        missing = checks
+            .iter()
+            .filter(|c| c.result == Outcome::Missing)
+            .map(|c| match c.property {
+                Property::Capabilities => "capability-bounding-set".to_string(),
+                p => p.name().to_string(),
+            })
+            .collect();
+        if missing.iter().any(|m| m == Property::MntNs.name()) {
+            missing.push("pivot-root".into());
+        }
+        notes.push(
+            "reduced mode: no namespaces and no pivot_root; the sandbox is the supervisor's \
+             descendants, contained by Landlock, seccomp, no capabilities and no_new_privs only"
+                .into(),
+        );
+    }
     match s.init {
         None => notes.push(format!(
             "pid {} is in our own pid namespace: there is no sandbox init, so every process \
@@ -35,6 +55,12 @@ pub(crate) fn evaluate(s: &Snapshot, expected: &Expected) -> Report {
     Report {
         pid: s.asked,
         init: s.init,
+        mode: if s.reduced {
+            crate::reduced::Mode::Reduced
+        } else {
+            crate::reduced::Mode::Full
+        },
+        missing,
         processes: s
             .members
             .iter()
@@ -48,6 +74,63 @@ pub(crate) fn evaluate(s: &Snapshot, expected: &Expected) -> Report {
         notes,
         checks,
     }
+}
+
+/// The properties reduced mode runs without: their failure is the mode.
+const ABSENT_IN_REDUCED: [Property; 11] = [
+    Property::UserNs,
+    Property::PidNs,
+    Property::NetNs,
+    Property::MntNs,
+    Property::UtsNs,
+    Property::IpcNs,
+    Property::CgroupNs,
+    Property::TimeNs,
+    Property::LoopbackOnly,
+    Property::IdMaps,
+    Property::PidNsContainment,
+];
+
+/// Reduced mode: what it runs without is `missing`, not `FAIL`. That covers
+/// a capability bounding set left full (an unprivileged caller cannot empty
+/// it) only when every other set is empty.
+fn mark_missing(checks: &mut [Check], s: &Snapshot) {
+    for c in checks.iter_mut() {
+        let absent = match c.property {
+            // Same pid namespace as ours by construction: nothing to contain.
+            Property::PidNsContainment => true,
+            Property::Capabilities => c.result == Outcome::Fail && only_bounding_set(s),
+            p => ABSENT_IN_REDUCED.contains(&p) && c.result == Outcome::Fail,
+        };
+        if absent {
+            c.result = Outcome::Missing;
+            c.evidence
+                .insert(0, format!("reduced mode: {}", absent_because(c.property)));
+        }
+    }
+}
+
+fn absent_because(p: Property) -> &'static str {
+    match p {
+        Property::LoopbackOnly => "no network namespace, the host's interfaces",
+        Property::IdMaps => "no user namespace, real host ids",
+        Property::PidNsContainment => "no pid namespace of its own",
+        Property::Capabilities => {
+            "the bounding set is kept (emptying it needs CAP_SETPCAP, which an unprivileged \
+             caller lacks); no_new_privs keeps any execve from gaining from it"
+        }
+        _ => "no namespace of this kind, ours is shared",
+    }
+}
+
+/// Every task has every capability set empty except possibly the bounding set.
+fn only_bounding_set(s: &Snapshot) -> bool {
+    s.members.iter().flat_map(|m| &m.proc.tasks).all(|t| {
+        CAP_FIELDS
+            .iter()
+            .zip(t.caps)
+            .all(|(name, v)| *name == "CapBnd" || v == Some(0))
+    })
 }
 
 fn property(t: NsType) -> Property {

@@ -102,6 +102,9 @@ pub enum Outcome {
     /// Neither shown nor refuted (not exposed by the kernel, not readable by this
     /// user, or nothing to check); the evidence says why.
     Unknown,
+    /// Does not hold, as expected: a layer reduced mode runs without
+    /// (`crate::reduced`). Not a failure; listed in [`Report::missing`].
+    Missing,
     /// The kernel state shows the property does not hold.
     Fail,
 }
@@ -111,6 +114,7 @@ impl fmt::Display for Outcome {
         f.pad(match self {
             Outcome::Pass => "pass",
             Outcome::Unknown => "unknown",
+            Outcome::Missing => "missing",
             Outcome::Fail => "FAIL",
         })
     }
@@ -132,7 +136,8 @@ pub struct Check {
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// The sandbox's init (PID 1 inside; the supervisor, not under the
-    /// sandbox's seccomp filter by design).
+    /// sandbox's seccomp filter by design). In reduced mode: its supervisor,
+    /// in our own pid namespace.
     Init,
     /// Any other process: a command or something it started.
     Command,
@@ -158,8 +163,16 @@ pub struct Report {
     /// The pid that was asked about.
     pub pid: u32,
     /// Host pid of the sandbox's init (None: the process is not in a pid
-    /// namespace of its own, so there is no sandbox init).
+    /// namespace of its own, so there is no sandbox init). In reduced mode:
+    /// the supervisor's pid.
     pub init: Option<u32>,
+    /// `full`, or `reduced` when the sandbox is a reduced-mode supervisor's
+    /// tree (no namespaces: see `crate::reduced`).
+    pub mode: crate::reduced::Mode,
+    /// The layers found missing, as reduced mode expects (the checks with
+    /// [`Outcome::Missing`], plus `pivot-root` with `mnt-ns`); empty in
+    /// full mode.
+    pub missing: Vec<String>,
     /// Every process checked (those that exited while being read are left out).
     pub processes: Vec<Process>,
     /// Remarks on the whole attestation (an idle sandbox, how ids were judged).
@@ -204,6 +217,11 @@ impl fmt::Display for Report {
             .filter(|p| p.role == Role::Command)
             .count();
         match self.init {
+            Some(sup) if self.mode == crate::reduced::Mode::Reduced => writeln!(
+                f,
+                "stockade attest: pid {} -> reduced-mode supervisor {sup} and {commands} more process(es)",
+                self.pid
+            )?,
             Some(init) => writeln!(
                 f,
                 "stockade attest: pid {} -> sandbox init {init} and {commands} more process(es)",
@@ -247,10 +265,19 @@ impl fmt::Display for Report {
         } else {
             format!(" (unknown: {unknown})")
         };
-        if self.passed() {
-            writeln!(f, "result: pass{unknown}")
+        let missing = if self.missing.is_empty() {
+            String::new()
         } else {
-            writeln!(f, "result: FAIL: {}{unknown}", names(Outcome::Fail))
+            format!(" (reduced mode, missing: {})", self.missing.join(", "))
+        };
+        if self.passed() {
+            writeln!(f, "result: pass{missing}{unknown}")
+        } else {
+            writeln!(
+                f,
+                "result: FAIL: {}{missing}{unknown}",
+                names(Outcome::Fail)
+            )
         }
     }
 }

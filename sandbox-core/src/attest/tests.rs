@@ -114,6 +114,7 @@ fn good() -> Snapshot {
             },
         ],
         cgroup: View::default(),
+        reduced: false,
     }
 }
 
@@ -352,6 +353,7 @@ fn a_process_that_is_not_in_a_sandbox_fails_every_namespace_property() {
             found_by: tree::ASKED,
         }],
         cgroup: View::default(),
+        reduced: false,
     };
     let r = evaluate(&s, &Expected::default());
     let mut want: Vec<Property> = Property::ALL.to_vec();
@@ -561,4 +563,109 @@ fn names_the_sandbox_chose_cannot_forge_table_rows() {
         procfs::parse_net_dev("h\nh\n  e\x1b[2K: 0 0\n"),
         ["e\\u{1b}[2K"]
     );
+}
+
+/// A reduced-mode sandbox as an unprivileged caller gets it: supervisor and
+/// command in all our namespaces, the command under one filter more than
+/// the supervisor, `no_new_privs`, every capability set empty but the
+/// bounding set.
+fn reduced() -> Snapshot {
+    let bounding_only = |tid, seccomp, filters, nnp| {
+        let mut t = task(tid, seccomp, filters, nnp, 0);
+        t.caps[3] = Some(0x1ff_ffff_ffff);
+        t
+    };
+    let host = Proc {
+        ns: ns(OURS),
+        pid_for_children: Some(Link::Ns(OURS + 1)),
+        time_for_children: Some(Link::Ns(OURS + 7)),
+        uid_map: Some("0 0 4294967295\n".into()),
+        gid_map: Some("0 0 4294967295\n".into()),
+        setgroups: Some("allow".into()),
+        cgroup: "8:pids:/\n4:memory:/\n1:cpu:/\n0::/\n".into(),
+        net: net(&["lo", "eth0"]),
+        mount_ids: Some(vec![1, 2, 3]),
+        ..Proc::default()
+    };
+    let supervisor = Proc {
+        pid: 200,
+        comm: "stockade-init".into(),
+        ppid: 50,
+        nspid: vec![200],
+        tasks: vec![bounding_only(200, 0, 0, 0)],
+        ..host.clone()
+    };
+    let command = Proc {
+        pid: 201,
+        comm: "sleep".into(),
+        ppid: 200,
+        nspid: vec![201],
+        tasks: vec![bounding_only(201, 2, 1, 1)],
+        ..host
+    };
+    Snapshot {
+        asked: 200,
+        caller: caller(),
+        init: Some(200),
+        members: vec![
+            Member {
+                proc: supervisor,
+                role: Role::Init,
+                found_by: tree::ASKED,
+            },
+            Member {
+                proc: command,
+                role: Role::Command,
+                found_by: tree::DESCENDANT,
+            },
+        ],
+        cgroup: View::default(),
+        reduced: true,
+    }
+}
+
+#[test]
+fn reduced_mode_reports_its_missing_layers_and_still_checks_the_rest() {
+    let r = evaluate(&reduced(), &Expected::default());
+    assert!(r.passed(), "{r}");
+    assert_eq!(r.mode, crate::reduced::Mode::Reduced);
+    let want: Vec<String> = crate::reduced::Mode::Reduced
+        .missing_layers(false)
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut got = r.missing.clone();
+    let mut want_plus = want.clone();
+    // Attest also names what follows from them.
+    want_plus.extend(["loopback-only", "id-maps", "pid-ns-containment"].map(String::from));
+    got.sort();
+    want_plus.sort();
+    assert_eq!(got, want_plus, "{r}");
+    for p in [Property::Seccomp, Property::NoNewPrivs] {
+        assert_eq!(r.check(p).unwrap().result, Outcome::Pass, "{p}: {r}");
+    }
+    let text = r.to_string();
+    assert!(text.contains("reduced-mode supervisor 200"), "{text}");
+    assert!(
+        text.contains("result: pass (reduced mode, missing: user-ns"),
+        "{text}"
+    );
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["mode"], "reduced");
+    assert_eq!(json["checks"][0]["result"], "missing");
+
+    // A real breach still fails: a command without no_new_privs, or with
+    // an effective capability.
+    let mut s = reduced();
+    s.members[1].proc.tasks[0].no_new_privs = Some(0);
+    s.members[1].proc.tasks[0].caps[2] = Some(1 << 21);
+    let r = evaluate(&s, &Expected::default());
+    assert_eq!(
+        r.failed(),
+        vec![Property::NoNewPrivs, Property::Capabilities],
+        "{r}"
+    );
+    // The full mode's snapshot has no missing layers.
+    let full = evaluate(&good(), &expected());
+    assert!(full.missing.is_empty() && full.mode == crate::reduced::Mode::Full);
 }

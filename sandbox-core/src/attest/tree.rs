@@ -106,3 +106,31 @@ pub(crate) fn members(
     }
     Ok(out)
 }
+
+/// The reduced-mode supervisor (`crate::reduced`) `pid` runs under, if any:
+/// `pid` itself or its nearest ancestor named `stockade-init` in our own pid
+/// namespace (`ours` entries of `NSpid`) with no child in a pid namespace
+/// below ours (which would make it the full mode's outer helper). Only
+/// asked about processes in our pid namespace.
+pub(crate) fn reduced_supervisor(pid: u32, ours: usize) -> io::Result<Option<u32>> {
+    let mut cur = pid;
+    for _ in 0..64 {
+        let Some(st) = stat(cur)? else {
+            return Ok(None);
+        };
+        if st.comm == "stockade-init" && nspid(cur).is_some_and(|v| v.len() == ours) {
+            let children = std::fs::read_to_string(format!("/proc/{cur}/task/{cur}/children"))
+                .unwrap_or_default();
+            let nested = children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok())
+                .any(|c| nspid(c).is_some_and(|v| v.len() > ours));
+            return Ok((!nested).then_some(cur));
+        }
+        if st.ppid <= 1 {
+            return Ok(None);
+        }
+        cur = st.ppid;
+    }
+    Ok(None)
+}

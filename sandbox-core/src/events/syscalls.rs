@@ -39,6 +39,8 @@ struct Watched {
     answers: Arc<BpfProgram>,
     log: Arc<Log>,
     command: Option<u64>,
+    /// Reduced mode: `connect` notifications go to this gate.
+    gate: Option<Arc<crate::reduced::gate::Gate>>,
 }
 
 /// The process-wide thread and its `epoll` set.
@@ -56,6 +58,18 @@ pub(crate) fn watch(
     log: Arc<Log>,
     command: Option<u64>,
 ) -> std::io::Result<()> {
+    watch_gated(listener, answers, log, command, None)
+}
+
+/// [`watch`], with reduced mode's `connect` notifications decided by `gate`
+/// (see `crate::reduced::gate`; without a gate they are refused).
+pub(crate) fn watch_gated(
+    listener: OwnedFd,
+    answers: Arc<BpfProgram>,
+    log: Arc<Log>,
+    command: Option<u64>,
+    gate: Option<Arc<crate::reduced::gate::Gate>>,
+) -> std::io::Result<()> {
     let sup = supervisor()?;
     // Best effort: a faster answer on kernels that have it.
     let _ = sys::notif_sync_wake_up(listener.as_fd());
@@ -65,6 +79,7 @@ pub(crate) fn watch(
         answers,
         log,
         command,
+        gate,
     });
     let event = EpollEvent::new(EpollFlags::EPOLLIN, token);
     sup.watched
@@ -130,6 +145,14 @@ fn answer_one(w: &Watched) {
         // ENOENT: the caller died or was interrupted before we got it.
         Err(_) => return,
     };
+    if i64::from(notif.data.nr) == libc::SYS_connect
+        && notif.data.arch == crate::seccomp::AUDIT_ARCH_X86_64
+    {
+        if let Some(gate) = &w.gate {
+            gate.answer(&w.listener, &notif, &w.log, w.command);
+            return;
+        }
+    }
     let data = SeccompData {
         nr: notif.data.nr,
         arch: notif.data.arch,

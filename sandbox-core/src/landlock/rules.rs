@@ -104,7 +104,7 @@ impl Category {
 
 /// A Landlock policy as data: paths inside the sandbox, grouped by
 /// [`Category`], and the TCP ports `connect` may reach.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rules {
     /// [`Category::ReadExec`]: system directories, `/etc`, `--ro` grants.
     pub read_exec: Vec<PathBuf>,

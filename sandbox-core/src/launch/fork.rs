@@ -225,8 +225,11 @@ fn prepare_exec<'r>(
         .map(|(k, v)| cstring(&format!("{k}={v}"), "environment"))
         .collect::<Result<Vec<_>, _>>()?;
     let cwd = cstring(cmd.cwd, "working directory")?;
+    // The last hop checks it still has us as its parent: PID 1 for a
+    // sandbox init, our host pid for a reduced-mode supervisor.
+    let parent = nix::unistd::getpid().as_raw();
     Ok(PreparedExec::new(
-        path, argv, envp, cwd, stdio, passes, report_fd, 1, rings,
+        path, argv, envp, cwd, stdio, passes, report_fd, parent, rings,
     ))
 }
 

@@ -217,6 +217,7 @@ fn build_and_run(
         plan.timeout_ms.map(Duration::from_millis),
         Duration::from_millis(plan.grace_ms),
         plan.hold_reaping,
+        supervise::Tree::Namespace,
     );
     Ok(Some(Report::Exited {
         code: outcome.code,

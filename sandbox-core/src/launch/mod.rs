@@ -18,6 +18,7 @@ pub(crate) mod init;
 pub(crate) mod outer;
 pub(crate) mod prewarm;
 mod reaper;
+pub(crate) mod reduced;
 mod rings;
 pub(crate) mod wire;
 mod zygote;
@@ -98,6 +99,50 @@ pub(crate) fn start_helper(
     identity: &Identity,
     base: Vec<crate::fs::plan::MountOp>,
 ) -> Result<(std::process::Child, OwnedFd), Error> {
+    let opening = Opening {
+        protocol: PROTOCOL,
+        version: VERSION.into(),
+        identity: identity.clone(),
+        base,
+        reduced: false,
+    };
+    spawn_helper(helper, &opening)
+}
+
+/// Start a reduced-mode sandbox (`crate::reduced`): a fresh helper that
+/// creates no namespaces and supervises the command as a child subreaper.
+/// `tmp` (the command's temp dir) lives until that helper is reaped.
+pub(crate) fn launch_reduced(
+    plan: &Plan,
+    helper: &Path,
+    fds: Vec<OwnedFd>,
+    tmp: crate::reduced::tmp::PrivateTmp,
+) -> Result<Launched, Error> {
+    let raw: Vec<_> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let opening = Opening {
+        protocol: PROTOCOL,
+        version: VERSION.into(),
+        identity: plan.identity.clone(),
+        base: Vec::new(),
+        reduced: true,
+    };
+    let (child, host_end) = spawn_helper(helper, &opening)?;
+    let keeper = Keeper::Reduced(child, Some(tmp));
+    if let Err(e) = wire::send(host_end.as_fd(), plan, &raw) {
+        drop(host_end);
+        let _ = keeper.wait();
+        return Err(Error::Helper(format!(
+            "{} did not accept the plan: {e}",
+            helper.display()
+        )));
+    }
+    drop(fds);
+    await_start(plan, host_end, keeper, &helper.display().to_string())
+}
+
+/// `posix_spawn` the helper with a fresh control socket as its stdin and
+/// send it `opening`.
+fn spawn_helper(helper: &Path, opening: &Opening) -> Result<(std::process::Child, OwnedFd), Error> {
     use std::os::unix::process::CommandExt;
     let (host_end, helper_end) = socketpair(
         AddressFamily::Unix,
@@ -123,13 +168,7 @@ pub(crate) fn start_helper(
         .map_err(|e| Error::Helper(format!("cannot start {}: {e}", helper.display())))?;
     // Drop the helper's end in the host now (the Command still holds it).
     drop(cmd);
-    let opening = Opening {
-        protocol: PROTOCOL,
-        version: VERSION.into(),
-        identity: identity.clone(),
-        base,
-    };
-    if let Err(e) = wire::send(host_end.as_fd(), &opening, &[]) {
+    if let Err(e) = wire::send(host_end.as_fd(), opening, &[]) {
         let _ = child.kill();
         let _ = child.wait();
         return Err(Error::Helper(format!(
@@ -229,7 +268,7 @@ fn await_start(
                 Ok(None) => Error::Helper(format!(
                     "{what} exited without reporting ({status}); is it a stockade-init helper of this version?"
                 )),
-                Err(e) => Error::Helper(format!("reading the helper's report: {e}")),
+                Err(e) => Error::Helper(format!("reading the helper's report: {e} ({status})")),
             })
         }
     }

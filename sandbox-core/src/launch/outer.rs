@@ -60,10 +60,31 @@ pub fn helper_main() -> ! {
         Ok(()) => 0,
         Err(f) => {
             let _ = wire::send(control.as_fd(), &Report::Failed(f), &[]);
+            drain_until_closed(&control);
             1
         }
     };
     sys::exit_now(code)
+}
+
+/// Read and drop whatever the host still sends until it closes its end
+/// (at most about two seconds). A failure can come before the plan was
+/// read (the clone into new namespaces fails right after the opening),
+/// and closing a `SOCK_SEQPACKET` socket with unread data resets the
+/// connection: the host would see `ECONNRESET` instead of our report.
+fn drain_until_closed(control: &OwnedFd) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || !matches!(wire::readable(control.as_fd(), left), Ok(true)) {
+            return;
+        }
+        match wire::recv_bytes(control.as_fd(), true) {
+            Ok(Some(_)) => continue,
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => continue,
+            _ => return,
+        }
+    }
 }
 
 fn helper_fail(detail: impl Into<String>) -> SetupFailure {
@@ -110,6 +131,9 @@ fn run(control: &OwnedFd) -> Result<(), SetupFailure> {
     let Some(opening) = read_opening(control)? else {
         return Ok(());
     };
+    if opening.reduced {
+        return super::reduced::run(control);
+    }
     let (init, outer_end) = open(&opening.identity, &opening.base, control)?;
     let plan = match wire::recv::<Plan>(control.as_fd(), false) {
         Ok(Some((plan, stdio))) if plan.identity == opening.identity => (plan, stdio),

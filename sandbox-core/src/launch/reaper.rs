@@ -16,6 +16,11 @@ pub(crate) enum Keeper {
     Helper(std::process::Child),
     /// The init we cloned ourselves.
     Init(Pid),
+    /// A reduced-mode helper (`launch::reduced`) and the command's private
+    /// temp dir, removed once every process of the sandbox is gone
+    /// ([`Keeper::tree_gone`]) or else once the helper, which outlives them
+    /// all, is reaped.
+    Reduced(std::process::Child, Option<crate::reduced::tmp::PrivateTmp>),
 }
 
 impl Keeper {
@@ -26,11 +31,24 @@ impl Keeper {
                 .wait()
                 .map(|s| s.to_string())
                 .unwrap_or_else(|e| e.to_string()),
+            Keeper::Reduced(c, tmp) => {
+                let status = Keeper::Helper(c).wait();
+                drop(tmp);
+                status
+            }
             Keeper::Init(pid) => match waitpid(pid, None) {
                 Ok(WaitStatus::Exited(_, c)) => format!("exit status {c}"),
                 Ok(WaitStatus::Signaled(_, s, _)) => format!("killed by {s:?}"),
                 other => format!("{other:?}"),
             },
+        }
+    }
+
+    /// The sandbox reported its end: no process of it is left, so what it
+    /// leaves behind on the host (reduced mode's temp dir) goes now.
+    pub fn tree_gone(&mut self) {
+        if let Keeper::Reduced(_, tmp) = self {
+            drop(tmp.take());
         }
     }
 
@@ -43,7 +61,7 @@ impl Keeper {
 
     fn try_reap(&mut self) -> bool {
         match self {
-            Keeper::Helper(c) => !matches!(c.try_wait(), Ok(None)),
+            Keeper::Helper(c) | Keeper::Reduced(c, _) => !matches!(c.try_wait(), Ok(None)),
             Keeper::Init(pid) => !matches!(
                 waitpid(*pid, Some(WaitPidFlag::WNOHANG)),
                 Ok(WaitStatus::StillAlive)

@@ -16,8 +16,9 @@ use crate::fs::plan::MountOp;
 /// [`Control::Spawn`] and the `Command*` reports; 6: [`Control::Signal`] and
 /// [`Control::SignalCommand`]; 7: the seccomp listener and the overlay
 /// uppers travel with [`Report::Started`] and [`Report::CommandStarted`],
-/// [`Plan::notify`], [`Plan::hold_reaping`] and [`Control::Ack`]).
-pub const PROTOCOL: u32 = 7;
+/// [`Plan::notify`], [`Plan::hold_reaping`] and [`Control::Ack`]; 8: reduced
+/// mode, [`Opening::reduced`] and [`Plan::reduced`]).
+pub const PROTOCOL: u32 = 8;
 /// The crate version, so a mismatched helper can say which versions met.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Largest message we accept.
@@ -50,6 +51,10 @@ pub struct Opening {
     pub identity: Identity,
     /// The identity-only part of the root ([`crate::fs::plan::base`]).
     pub base: Vec<MountOp>,
+    /// Create no namespaces: the helper becomes a reduced-mode supervisor
+    /// (`launch::reduced`) and waits for a plan with [`Plan::reduced`].
+    #[serde(default)]
+    pub reduced: bool,
 }
 
 /// Host -> helper, second message (with the command's stdin, stdout, stderr):
@@ -123,9 +128,22 @@ pub struct Plan {
     pub cgroup_procs: usize,
     /// `RLIMIT_NPROC` (soft = hard) set in the last hop: the `--pids` fallback
     /// without a cgroup. Since Linux 5.14 the count is per user namespace, so
-    /// it counts the sandbox's processes only.
+    /// it counts the sandbox's processes only (in reduced mode, with no user
+    /// namespace, every process of the host uid: the host adds the count).
     #[serde(default)]
     pub nproc: Option<u64>,
+    /// Reduced mode (`crate::reduced`): no namespaces, no mounts; the
+    /// command runs as [`Identity::host_uid`]/[`Identity::host_gid`] under
+    /// these rules. `mounts` and `hostname` are then unused.
+    #[serde(default)]
+    pub reduced: Option<ReducedPlan>,
+}
+
+/// What a reduced-mode supervisor needs besides the common plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReducedPlan {
+    /// The Landlock rules at host paths (`crate::reduced::rules`).
+    pub rules: crate::landlock::Rules,
 }
 
 /// Helper -> host.

@@ -18,6 +18,7 @@
 //! cache = "overlay"            # their caches: ro, overlay (default), persist
 //! ssh-agent = true             # bind $SSH_AUTH_SOCK at /run/ssh-agent.sock
 //! git = "protect"              # or "readonly", "off"
+//! allow-reduced = true         # no user namespaces here: reduced mode
 //! ```
 //! Unknown keys and wrong types are errors naming the key and its line.
 
@@ -101,6 +102,10 @@ pub struct PolicyFile {
     /// Run without Landlock on a host that lacks it.
     #[serde(alias = "allow_no_landlock")]
     pub allow_no_landlock: Option<bool>,
+    /// On a host without user namespaces, run in reduced mode
+    /// ([`crate::Sandbox::allow_reduced`]) instead of failing.
+    #[serde(default, alias = "allow_reduced")]
+    pub allow_reduced: Option<bool>,
     /// Record refused syscalls as events (default true; see
     /// [`crate::Sandbox::syscall_events`]).
     #[serde(alias = "syscall_events")]
@@ -238,6 +243,7 @@ impl PolicyFile {
         self.syscalls_deny.extend(other.syscalls_deny);
         self.loopback_tcp = other.loopback_tcp.or(self.loopback_tcp);
         self.allow_no_landlock = other.allow_no_landlock.or(self.allow_no_landlock);
+        self.allow_reduced = other.allow_reduced.or(self.allow_reduced);
         self.syscall_events = other.syscall_events.or(self.syscall_events);
         self.landlock_withhold.extend(other.landlock_withhold);
         self.preset.extend(other.preset);
@@ -383,6 +389,7 @@ impl PolicyFile {
             .syscalls(syscalls)
             .allow_loopback_tcp(self.loopback_tcp.unwrap_or(false))
             .require_landlock(!self.allow_no_landlock.unwrap_or(false))
+            .allow_reduced(self.allow_reduced.unwrap_or(false))
             .syscall_events(self.syscall_events.unwrap_or(true));
         for w in &self.landlock_withhold {
             sb = sb.landlock_withhold(w);
@@ -465,6 +472,23 @@ mod tests {
             assert!(matches!(err, Error::Policy(_)), "{err:?}");
             assert!(err.to_string().contains(names), "{err}");
         }
+    }
+
+    #[test]
+    fn allow_reduced_parses_and_merges() {
+        for text in ["allow-reduced = true\n", "allow_reduced = true\n"] {
+            let p = PolicyFile::from_toml_str(text, "p.toml").unwrap();
+            assert_eq!(p.allow_reduced, Some(true));
+        }
+        let off = PolicyFile::from_toml_str("", "p.toml").unwrap();
+        assert_eq!(off.allow_reduced, None);
+        let cli = PolicyFile {
+            allow_reduced: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(off.clone().merge(cli).allow_reduced, Some(true));
+        let err = PolicyFile::from_toml_str("allow-reduced = \"yes\"\n", "p.toml").unwrap_err();
+        assert!(err.to_string().contains("p.toml:1"), "{err}");
     }
 
     #[test]

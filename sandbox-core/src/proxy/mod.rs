@@ -35,5 +35,5 @@ pub mod socks5;
 mod splice;
 mod transparent;
 
-pub(crate) use server::{serve, Served};
+pub(crate) use server::{serve, serve_kinds, Served};
 pub use server::{EventSink, ProxyEvent};

@@ -293,6 +293,16 @@ pub(crate) fn serve(
             listeners.len()
         )));
     }
+    serve_kinds(listeners.into_iter().zip(ORDER).collect(), policy, sink)
+}
+
+/// Serve `listeners`, each the front door it is paired with (reduced mode
+/// has only some of them, see `crate::reduced::proxy`).
+pub(crate) fn serve_kinds(
+    listeners: Vec<(OwnedFd, Kind)>,
+    policy: Arc<Policy>,
+    sink: Option<EventSink>,
+) -> io::Result<Served> {
     let rt = runtime()?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let tasks = Arc::new(AtomicUsize::new(0));
@@ -309,7 +319,7 @@ pub(crate) fn serve(
         tasks: tasks.clone(),
     });
     let _guard = rt.enter();
-    for (fd, kind) in listeners.into_iter().zip(ORDER) {
+    for (fd, kind) in listeners {
         let shared = shared.clone();
         if kind == Kind::Dns {
             let std_socket = std::net::UdpSocket::from(fd);

@@ -167,7 +167,12 @@ fn early_deny_rules(arg_rule: ArgRule) -> Result<Vec<SeccompRule>, Error> {
                 })
             })
             .collect(),
-        ArgRule::Clone | ArgRule::Personality => Ok(Vec::new()),
+        ArgRule::Clone | ArgRule::Personality | ArgRule::SocketReduced => Ok(Vec::new()),
+        ArgRule::SendNoFastOpen(flags) => Ok(vec![rule(vec![cond(
+            flags,
+            MaskedEq(u64::from(table::MSG_FASTOPEN)),
+            table::MSG_FASTOPEN,
+        )?])?]),
         ArgRule::Seccomp => {
             let listener = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32;
             Ok(vec![rule(vec![cond(
@@ -188,7 +193,25 @@ fn allow_rules(arg_rule: ArgRule) -> Result<Vec<SeccompRule>, Error> {
             MaskedEq(u64::from(table::CLONE_NS_FLAGS)),
             0,
         )?])?]),
-        ArgRule::Ioctl | ArgRule::Seccomp => Ok(Vec::new()),
+        ArgRule::Ioctl | ArgRule::Seccomp | ArgRule::SendNoFastOpen(_) => Ok(Vec::new()),
+        ArgRule::SocketReduced => {
+            let stream = libc::SOCK_STREAM as u32;
+            let mut rules = Vec::new();
+            for family in [libc::AF_INET as u32, libc::AF_INET6 as u32] {
+                for protocol in [0, libc::IPPROTO_TCP as u32] {
+                    rules.push(rule(vec![
+                        cond(0, Eq, family)?,
+                        cond(1, MaskedEq(u64::from(table::SOCK_TYPE_MASK)), stream)?,
+                        cond(2, Eq, protocol)?,
+                    ])?);
+                }
+            }
+            rules.push(rule(vec![
+                cond(0, Eq, table::NETLINK_FAMILY)?,
+                cond(2, Eq, table::NETLINK_PROTOCOL)?,
+            ])?);
+            Ok(rules)
+        }
         ArgRule::Personality => table::PERSONALITY_ALLOW
             .iter()
             .map(|&v| rule(vec![cond(0, Eq, v)?]))
@@ -211,9 +234,9 @@ fn allow_rules(arg_rule: ArgRule) -> Result<Vec<SeccompRule>, Error> {
 /// The errno `rule` returns when neither section 1 nor section 2 decided.
 fn fallback_errno(arg_rule: ArgRule) -> Option<i32> {
     match arg_rule {
-        ArgRule::Clone | ArgRule::Personality => Some(libc::EPERM),
+        ArgRule::Clone | ArgRule::Personality | ArgRule::SocketReduced => Some(libc::EPERM),
         ArgRule::Socket | ArgRule::Socketpair => Some(libc::EAFNOSUPPORT),
-        ArgRule::Ioctl | ArgRule::Seccomp => None,
+        ArgRule::Ioctl | ArgRule::Seccomp | ArgRule::SendNoFastOpen(_) => None,
     }
 }
 
@@ -288,6 +311,7 @@ fn layout(policy: &Policy, denials: Denials) -> Result<Layout, Error> {
         let leaf = match decision {
             Decision::Allow => tree::Leaf::Ret(libc::SECCOMP_RET_ALLOW),
             Decision::Errno(e) => tree::Leaf::Ret(denials.refuse(Some(nr), e)),
+            Decision::Gate => tree::Leaf::Ret(libc::SECCOMP_RET_USER_NOTIF),
             Decision::Args(arg_rule) => {
                 blocks.push(arg_block(nr, arg_rule, denials)?);
                 tree::Leaf::Block(blocks.len() - 1)
@@ -443,6 +467,7 @@ mod tests {
                 let want = match decision {
                     Decision::Allow => libc::SECCOMP_RET_ALLOW,
                     Decision::Errno(e) => errno_action(e),
+                    Decision::Gate => libc::SECCOMP_RET_USER_NOTIF,
                     Decision::Args(_) => {
                         assert!(t.loaded_args, "nr {nr} skipped its argument block");
                         continue;
@@ -549,5 +574,135 @@ mod tests {
         assert!(check(&[stmt(BPF_RET_K, u32::from(SENTINEL))]).is_err());
         assert!(check(&[stmt(BPF_LD_W_ABS, 64), stmt(BPF_RET_K, 0)]).is_err());
         assert!(check(&[stmt(BPF_RET_K, 0)]).is_ok());
+    }
+
+    /// Reduced mode: TCP and route netlink only, no UDP/raw/unix sockets,
+    /// no `listen`, no Fast Open, no SysV/POSIX IPC, `connect` to the host;
+    /// and the caller's `.allow()` cannot lift any of it.
+    #[test]
+    fn reduced_program_decisions() {
+        use crate::seccomp::bpf_interp::run;
+        let (inet, inet6, unix) = (
+            libc::AF_INET as u64,
+            libc::AF_INET6 as u64,
+            libc::AF_UNIX as u64,
+        );
+        let (stream, dgram, raw) = (
+            libc::SOCK_STREAM as u64,
+            libc::SOCK_DGRAM as u64,
+            libc::SOCK_RAW as u64,
+        );
+        let cloexec = libc::SOCK_CLOEXEC as u64 | libc::SOCK_NONBLOCK as u64;
+        let fastopen = u64::from(table::MSG_FASTOPEN);
+        let eperm = errno_action(libc::EPERM);
+        let allow = libc::SECCOMP_RET_ALLOW;
+        let notif = libc::SECCOMP_RET_USER_NOTIF;
+        let cases: &[(i64, [u64; 6], u32, u32)] = &[
+            // (nr, args, reduced, default)
+            (libc::SYS_socket, [inet, stream, 0, 0, 0, 0], allow, allow),
+            (
+                libc::SYS_socket,
+                [inet6, stream | cloexec, 6, 0, 0, 0],
+                allow,
+                allow,
+            ),
+            (libc::SYS_socket, [inet, dgram, 0, 0, 0, 0], eperm, allow),
+            (
+                libc::SYS_socket,
+                [inet6, dgram | cloexec, 17, 0, 0, 0],
+                eperm,
+                allow,
+            ),
+            (
+                libc::SYS_socket,
+                [inet, dgram, libc::IPPROTO_ICMP as u64, 0, 0, 0],
+                eperm,
+                allow,
+            ),
+            (libc::SYS_socket, [inet, raw, 1, 0, 0, 0], eperm, eperm),
+            // SCTP and MPTCP are SOCK_STREAM too, and Landlock's TCP rules
+            // do not cover them.
+            (libc::SYS_socket, [inet, stream, 132, 0, 0, 0], eperm, allow),
+            (
+                libc::SYS_socket,
+                [inet6, stream, 262, 0, 0, 0],
+                eperm,
+                allow,
+            ),
+            (libc::SYS_socket, [unix, stream, 0, 0, 0, 0], eperm, allow),
+            (
+                libc::SYS_socket,
+                [libc::AF_NETLINK as u64, raw, 0, 0, 0, 0],
+                allow,
+                allow,
+            ),
+            (
+                libc::SYS_socket,
+                [libc::AF_PACKET as u64, raw, 0, 0, 0, 0],
+                eperm,
+                errno_action(libc::EAFNOSUPPORT),
+            ),
+            (
+                libc::SYS_socketpair,
+                [unix, stream, 0, 0, 0, 0],
+                allow,
+                allow,
+            ),
+            (libc::SYS_listen, [3, 1, 0, 0, 0, 0], eperm, allow),
+            (libc::SYS_bind, [3, 0, 16, 0, 0, 0], allow, allow),
+            (libc::SYS_connect, [3, 0, 16, 0, 0, 0], notif, allow),
+            (libc::SYS_sendto, [3, 0, 1, fastopen, 0, 16], eperm, allow),
+            (
+                libc::SYS_sendto,
+                [3, 0, 1, libc::MSG_NOSIGNAL as u64, 0, 0],
+                allow,
+                allow,
+            ),
+            (
+                libc::SYS_sendmsg,
+                [3, 0, fastopen | 0x40, 0, 0, 0],
+                eperm,
+                allow,
+            ),
+            (libc::SYS_sendmsg, [3, 0, 0, 0, 0, 0], allow, allow),
+            (libc::SYS_sendmmsg, [3, 0, 1, fastopen, 0, 0], eperm, allow),
+            (libc::SYS_shmget, [0, 4096, 0, 0, 0, 0], eperm, allow),
+            (libc::SYS_shmat, [0, 0, 0, 0, 0, 0], eperm, allow),
+            (libc::SYS_msgget, [0, 0, 0, 0, 0, 0], eperm, allow),
+            (libc::SYS_mq_open, [0, 0, 0, 0, 0, 0], eperm, allow),
+            (libc::SYS_read, [0, 0, 0, 0, 0, 0], allow, allow),
+            (libc::SYS_mount, [0, 0, 0, 0, 0, 0], eperm, eperm),
+        ];
+        let lifted = ["socket", "listen", "connect", "sendto", "shmget", "mq_open"];
+        for policy in [
+            Policy::default().reduced(),
+            Policy::default().allow(lifted).reduced(),
+            Policy::default().reduced().allow(lifted),
+        ] {
+            let errno = compile(&policy).unwrap();
+            let notify = compile_with(&policy, Denials::Notify).unwrap();
+            let default = compile(&Policy::default()).unwrap();
+            for &(nr, args, want, want_default) in cases {
+                let data = SeccompData {
+                    nr: nr as i32,
+                    arch: AUDIT_ARCH_X86_64,
+                    instruction_pointer: 0,
+                    args,
+                };
+                assert_eq!(
+                    run(&errno, &data).unwrap(),
+                    want,
+                    "reduced nr {nr} {args:?}"
+                );
+                assert_eq!(
+                    run(&default, &data).unwrap(),
+                    want_default,
+                    "default nr {nr} {args:?}"
+                );
+                let n = run(&notify, &data).unwrap();
+                let expect_n = if want == allow { allow } else { notif };
+                assert_eq!(n, expect_n, "reduced notify nr {nr} {args:?}");
+            }
+        }
     }
 }

@@ -58,6 +58,9 @@ pub enum Decision {
     Errno(i32),
     /// Decided by an argument rule.
     Args(ArgRule),
+    /// Handed to the host (`SECCOMP_RET_USER_NOTIF`) whatever the arguments,
+    /// in both compiled forms: reduced mode's `connect` ([`table::REDUCED_GATED`]).
+    Gate,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +79,7 @@ enum Override {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Policy {
     overrides: Vec<(String, Override)>,
+    reduced: bool,
 }
 
 impl Policy {
@@ -99,6 +103,21 @@ impl Policy {
         self.overrides
             .extend(names.into_iter().map(|n| (n.into(), Override::Deny)));
         self
+    }
+
+    /// The filter of reduced mode (no namespaces, see `crate::reduced`): the
+    /// table and the overrides, then [`table::REDUCED_EPERM`],
+    /// [`table::REDUCED_ARG_CHECKED`] and [`table::REDUCED_GATED`] on top.
+    /// Those win over `.allow()`: without the namespaces they are what keeps
+    /// the command off the host's network and IPC.
+    pub fn reduced(mut self) -> Self {
+        self.reduced = true;
+        self
+    }
+
+    /// Whether this is the reduced-mode filter ([`Policy::reduced`]).
+    pub fn is_reduced(&self) -> bool {
+        self.reduced
     }
 
     /// The decision for every syscall the filter names, by number. Numbers not
@@ -126,6 +145,17 @@ impl Policy {
             };
             map.insert(nr, (name, decision));
         }
+        if self.reduced {
+            for &(name, nr) in table::REDUCED_EPERM {
+                map.insert(nr, (name, Decision::Errno(libc::EPERM)));
+            }
+            for &(name, nr, rule) in table::REDUCED_ARG_CHECKED {
+                map.insert(nr, (name, Decision::Args(rule)));
+            }
+            for &(name, nr) in table::REDUCED_GATED {
+                map.insert(nr, (name, Decision::Gate));
+            }
+        }
         Ok(map)
     }
 
@@ -135,7 +165,7 @@ impl Policy {
         Ok(self
             .resolve()?
             .values()
-            .filter(|(_, d)| matches!(d, Decision::Allow | Decision::Args(_)))
+            .filter(|(_, d)| matches!(d, Decision::Allow | Decision::Args(_) | Decision::Gate))
             .count())
     }
 }

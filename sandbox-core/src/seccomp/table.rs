@@ -182,6 +182,15 @@ pub enum ArgRule {
     /// second listener in one filter chain (`EBUSY`); this rule does not
     /// depend on that check.
     Seccomp,
+    /// Reduced mode's `socket(family, type, protocol)`: only TCP
+    /// (`AF_INET`/`AF_INET6`, `SOCK_STREAM`, protocol 0 or `IPPROTO_TCP`)
+    /// and `AF_NETLINK` + `NETLINK_ROUTE`; everything else `EPERM`: see
+    /// [`REDUCED_EPERM`].
+    SocketReduced,
+    /// Reduced mode's `sendto`/`sendmsg`/`sendmmsg`: `EPERM` when the flags
+    /// (argument number given) carry `MSG_FASTOPEN`, which connects without
+    /// a `connect` call; allowed otherwise.
+    SendNoFastOpen(u8),
 }
 
 /// The syscalls decided by an argument rule.
@@ -263,6 +272,43 @@ pub const SOCK_TYPE_MASK: u32 = 0xf;
 /// `ADDR_NO_RANDOMIZE` and `READ_IMPLIES_EXEC`. (Docker also allows the
 /// `UNAME26` variants; no tool we target needs them.)
 pub const PERSONALITY_ALLOW: &[u32] = &[0, 0x0008, 0xffff_ffff];
+
+/// Reduced mode (no user, network or IPC namespace; see `crate::reduced`):
+/// refused with `EPERM` on top of the table, whatever the caller's
+/// overrides say, because without the namespaces they would reach the host:
+///
+/// - `listen`: an unbound TCP socket's `listen` binds an ephemeral port on
+///   every host address, which Landlock's bind rule never sees; a sandbox
+///   could then take connections from anywhere;
+/// - SysV IPC and POSIX message queues: the host's, not a private set (ids
+///   are small integers, `shmat` needs no name).
+#[rustfmt::skip]
+pub const REDUCED_EPERM: &[Sys] = sys![
+    SYS_listen,
+    SYS_shmget, SYS_shmat, SYS_shmdt, SYS_shmctl, SYS_semget, SYS_semop, SYS_semctl,
+    SYS_semtimedop, SYS_msgget, SYS_msgsnd, SYS_msgrcv, SYS_msgctl,
+    SYS_mq_open, SYS_mq_unlink, SYS_mq_timedsend, SYS_mq_timedreceive, SYS_mq_notify,
+    SYS_mq_getsetattr,
+];
+
+/// Reduced mode's argument rules, replacing the table's for these calls:
+/// TCP and route netlink only for `socket`, no `MSG_FASTOPEN` for the send
+/// family (flags are argument 3 of `sendto` and `sendmmsg`, 2 of `sendmsg`).
+pub const REDUCED_ARG_CHECKED: &[(&str, i64, ArgRule)] = &[
+    ("socket", libc::SYS_socket, ArgRule::SocketReduced),
+    ("sendto", libc::SYS_sendto, ArgRule::SendNoFastOpen(3)),
+    ("sendmsg", libc::SYS_sendmsg, ArgRule::SendNoFastOpen(2)),
+    ("sendmmsg", libc::SYS_sendmmsg, ArgRule::SendNoFastOpen(3)),
+];
+
+/// Reduced mode: `connect` goes to the host (`SECCOMP_RET_USER_NOTIF`),
+/// which lets only the proxy's loopback addresses through (`crate::reduced::gate`):
+/// Landlock's TCP rule knows ports, not addresses.
+pub const REDUCED_GATED: &[Sys] = sys![SYS_connect];
+
+/// `MSG_FASTOPEN`: `sendto`/`sendmsg` on an unconnected TCP socket connect
+/// with the data (TCP Fast Open).
+pub const MSG_FASTOPEN: u32 = libc::MSG_FASTOPEN as u32;
 
 /// Known x86_64 syscalls the default filter does not allow (they get
 /// [`DEFAULT_ERRNO`]), named so `.allow()`/`.deny()` can refer to them.

@@ -226,6 +226,8 @@ impl SessionChild {
                 landlock_abi: self.landlock_abi,
                 // The session's cgroup is shared by all its commands.
                 usage: Default::default(),
+                // Sessions exist in the full mode only.
+                missing: &[],
             };
             self.status = Some(status);
             let log = &self.shared.log;

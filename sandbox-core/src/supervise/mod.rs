@@ -7,6 +7,7 @@
 //! This file supervises a one-command sandbox; [`session`] supervises a
 //! session's many commands.
 
+pub(crate) mod descendants;
 pub(crate) mod session;
 
 use std::os::fd::{AsFd, BorrowedFd};
@@ -35,6 +36,31 @@ pub struct Outcome {
 /// Kill every process of the namespace except ourselves.
 pub(crate) fn kill_all(sig: libc::c_int) {
     let _ = sys::kill(-1, sig);
+}
+
+/// What "every process of the sandbox" is to its supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tree {
+    /// PID 1 of the sandbox's pid namespace: `kill(-1)` reaches them all.
+    Namespace,
+    /// Reduced mode's child subreaper: its descendants ([`descendants`]).
+    Descendants,
+}
+
+impl Tree {
+    fn kill(self, sig: libc::c_int) {
+        match self {
+            Tree::Namespace => kill_all(sig),
+            Tree::Descendants => drop(descendants::kill(sig)),
+        }
+    }
+
+    fn reap_all(self) {
+        match self {
+            Tree::Namespace => reap_all(),
+            Tree::Descendants => descendants::reap_all(),
+        }
+    }
 }
 
 /// Reap everything; returns the command's status if it was among them.
@@ -78,17 +104,19 @@ pub(crate) fn poll_timeout(next: Option<Instant>) -> PollTimeout {
     }
 }
 
-/// Supervise `command` until it and everything it started are gone. With
-/// `hold_reaping`, nothing is reaped before the host's [`Control::Ack`] (or
-/// its end).
-pub fn supervise(
+/// Supervise `command` until it and everything it started (`tree`) are
+/// gone. With `hold_reaping`, nothing is reaped before the host's
+/// [`Control::Ack`] (or its end).
+pub(crate) fn supervise(
     command: Pid,
     control: BorrowedFd<'_>,
     sigfd: &SignalFd,
     timeout: Option<Duration>,
     grace: Duration,
     hold_reaping: bool,
+    tree: Tree,
 ) -> Outcome {
+    let kill_all = |sig| tree.kill(sig);
     let mut hold = hold_reaping;
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut kill_at: Option<Instant> = None;
@@ -177,7 +205,7 @@ pub fn supervise(
 
     // The command is gone: nothing it started may stay behind.
     kill_all(libc::SIGKILL);
-    reap_all();
+    tree.reap_all();
     let mut out = result.unwrap_or(Outcome {
         signal: Some(libc::SIGKILL),
         ..Default::default()

@@ -10,6 +10,7 @@ use libc::{c_char, c_int, c_long, c_uint, c_ulong, pid_t};
 use nix::errno::Errno;
 
 pub mod netlink;
+pub mod pidfd;
 
 pub use libc::{
     MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, OPEN_TREE_CLOEXEC,
@@ -274,6 +275,42 @@ pub fn notif_refuse(listener: BorrowedFd<'_>, id: u64, errno: i32) -> Result<(),
         )
     } as c_long)?;
     Ok(())
+}
+
+/// Answer notification `id` with the syscall's result: `val` when `error`
+/// is 0, else the failure `-error` (never "continue": the call does not run
+/// in the kernel, whatever we answer).
+pub fn notif_answer(listener: BorrowedFd<'_>, id: u64, val: i64, errno: i32) -> Result<(), Errno> {
+    let mut resp = libc::seccomp_notif_resp {
+        id,
+        val,
+        error: -errno,
+        flags: 0,
+    };
+    // SAFETY: `resp` is a valid `seccomp_notif_resp` for the ioctl.
+    check(unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND,
+            &mut resp as *mut libc::seccomp_notif_resp,
+        )
+    } as c_long)?;
+    Ok(())
+}
+
+/// Whether notification `id` is still pending: its caller has not died or
+/// been interrupted, so a pid read from it still names that caller.
+pub fn notif_id_valid(listener: BorrowedFd<'_>, id: u64) -> bool {
+    let mut id = id;
+    // SAFETY: the ioctl reads one u64 from the pointer.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
+            &mut id as *mut u64,
+        )
+    };
+    ret == 0
 }
 
 /// Ask the kernel to wake the supervisor and the caller of a refused
