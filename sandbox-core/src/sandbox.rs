@@ -619,19 +619,11 @@ impl Sandbox {
         let listeners = std::mem::take(&mut launched.listeners);
         let uppers = crate::fs::uppers(&plan.mounts, std::mem::take(&mut launched.uppers));
         let syscall_listener = launched.syscall_listener.take();
-        let log = self.event_log(&plan);
-        log.push(
-            None,
-            crate::EventKind::Start {
-                argv: plan.argv.clone(),
-            },
-        );
-        // From here on, an error drops `child`, which kills the sandbox.
-        let mut child = Child::new(
+        let (mut child, log) = self.new_child(
+            &plan,
             launched,
             [in_host, out_host, err_host],
             started,
-            log.clone(),
             uppers,
         );
         child.expect(self.attest_expected(&plan, limits_level));
@@ -654,6 +646,28 @@ impl Sandbox {
             child.attach_proxy(served);
         }
         Ok(child)
+    }
+
+    /// The handle on a started sandbox, and its event log with the start
+    /// recorded. From here on, an error drops the child, which kills the
+    /// sandbox.
+    fn new_child(
+        &self,
+        plan: &wire::Plan,
+        launched: launch::Launched,
+        pipes: [Option<File>; 3],
+        started: Instant,
+        uppers: Vec<crate::fs::Upper>,
+    ) -> (Child, Arc<crate::events::Log>) {
+        let log = self.event_log(plan);
+        log.push(
+            None,
+            crate::EventKind::Start {
+                argv: plan.argv.clone(),
+            },
+        );
+        let child = Child::new(launched, pipes, started, log.clone(), uppers);
+        (child, log)
     }
 
     /// A new sandbox's event log; notes it when refused syscalls cannot be

@@ -16,7 +16,9 @@ use nix::sys::socket::{
 use nix::unistd::{ForkResult, Pid};
 
 use super::exec::{PreparedExec, Rings, Step, HIGH_FD, LISTENER_RECORD, RECORD};
+use super::wire::{Plan, Report};
 use crate::error::{Layer, SetupFailure};
+use crate::landlock::PreparedRuleset;
 
 /// What to run: the parts of a [`super::wire::Plan`] or a
 /// [`super::wire::Spawn`] the last hop needs.
@@ -59,6 +61,42 @@ pub(crate) struct Forked {
     pub pid: Pid,
     /// The seccomp listener of its filter ([`Rings::notify`]), for the host.
     pub listener: Option<OwnedFd>,
+}
+
+/// Fork the one command of `plan` through the last hop (a one-command
+/// sandbox, full or reduced mode). `Err(report)`: it did not start, and
+/// `report` is what the host is told.
+pub(crate) fn fork_plan_command(
+    plan: &Plan,
+    program: &Path,
+    stdio: Vec<OwnedFd>,
+    passed: Vec<OwnedFd>,
+    landlock: &PreparedRuleset,
+    filter: &[libc::sock_filter],
+) -> Result<Result<Forked, Report>, SetupFailure> {
+    let stdio: [OwnedFd; 3] = stdio
+        .try_into()
+        .map_err(|_| fail(Layer::Helper, "receive the command's stdio", Errno::EBADF))?;
+    let cmd = CommandSpec {
+        argv: &plan.argv,
+        env: &plan.env,
+        cwd: &plan.cwd,
+    };
+    let rings = Rings {
+        landlock,
+        filter,
+        notify: plan.notify,
+        nproc: plan.nproc,
+    };
+    Ok(
+        match fork_command(&cmd, program, &stdio, passed, &plan.pass_fds, rings) {
+            Ok(forked) => Ok(forked),
+            Err(Failure::Exec(errno)) => Err(Report::ExecFailed {
+                errno: errno as i32,
+            }),
+            Err(Failure::Setup(f)) => Err(Report::Failed(f)),
+        },
+    )
 }
 
 /// Fork `cmd` through the last hop and wait until it has exec'd.

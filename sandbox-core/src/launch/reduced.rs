@@ -21,7 +21,6 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{Gid, Uid};
 
-use super::exec::Rings;
 use super::fork::{self, fail};
 use super::wire::{self, Plan, Report};
 use super::{rings, Forked};
@@ -126,30 +125,10 @@ fn start_and_supervise(
     let landlock_abi = landlock.abi();
     let landlock = landlock.map_fd(fork::move_high)?;
 
-    let stdio: [OwnedFd; 3] = stdio
-        .try_into()
-        .map_err(|_| fail(Layer::Helper, "receive the command's stdio", Errno::EBADF))?;
-    let cmd = fork::CommandSpec {
-        argv: &plan.argv,
-        env: &plan.env,
-        cwd: &plan.cwd,
-    };
-    let rings = Rings {
-        landlock: &landlock,
-        filter: &filter,
-        notify: plan.notify,
-        nproc: plan.nproc,
-    };
-    let forked = match fork::fork_command(&cmd, &program, &stdio, passed, &plan.pass_fds, rings) {
+    let forked = match fork::fork_plan_command(plan, &program, stdio, passed, &landlock, &filter)? {
         Ok(forked) => forked,
-        Err(fork::Failure::Exec(errno)) => {
-            return Ok(Some(Report::ExecFailed {
-                errno: errno as i32,
-            }))
-        }
-        Err(fork::Failure::Setup(f)) => return Ok(Some(Report::Failed(f))),
+        Err(report) => return Ok(Some(report)),
     };
-    drop(stdio);
     report_started(control, landlock_abi, &forked)?;
     drop(forked.listener);
 

@@ -110,19 +110,11 @@ impl Sandbox {
                 "the reduced-mode helper did not hand over the command's seccomp listener".into(),
             ));
         };
-        let log = self.event_log(&plan);
-        log.push(
-            None,
-            crate::EventKind::Start {
-                argv: plan.argv.clone(),
-            },
-        );
-        // From here on, an error drops `child`, which kills the sandbox.
-        let mut child = Child::new(
+        let (mut child, log) = self.new_child(
+            &plan,
             launched,
             [in_host, out_host, err_host],
             started,
-            log.clone(),
             Vec::new(),
         );
         child.set_missing(Mode::Reduced.missing_layers(root));

@@ -260,21 +260,7 @@ pub fn notif_recv(listener: BorrowedFd<'_>) -> Result<libc::seccomp_notif, Errno
 
 /// Answer refusal `id` with `-errno` (never "continue": the syscall fails).
 pub fn notif_refuse(listener: BorrowedFd<'_>, id: u64, errno: i32) -> Result<(), Errno> {
-    let mut resp = libc::seccomp_notif_resp {
-        id,
-        val: 0,
-        error: -errno,
-        flags: 0,
-    };
-    // SAFETY: `resp` is a valid `seccomp_notif_resp` for the ioctl.
-    check(unsafe {
-        libc::ioctl(
-            listener.as_raw_fd(),
-            libc::SECCOMP_IOCTL_NOTIF_SEND,
-            &mut resp as *mut libc::seccomp_notif_resp,
-        )
-    } as c_long)?;
-    Ok(())
+    notif_answer(listener, id, 0, errno)
 }
 
 /// Answer notification `id` with the syscall's result: `val` when `error`
