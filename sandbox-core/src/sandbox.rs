@@ -593,20 +593,10 @@ impl Sandbox {
         // Landlock's denials, where the kernel reports them: the reader
         // must listen before the command runs.
         plan.hold_reaping = self.landlock_events && crate::events::landlock::visible();
-        let [d0, d1, d2] = defaults;
-        let choose = |i: usize, d: Stdio| self.stdio[i].clone().unwrap_or(d);
-        let (in_child, in_host) = connect(choose(0, d0), 0)?;
-        let (out_child, out_host) = connect(choose(1, d1), 1)?;
-        let (err_child, err_host) = connect(choose(2, d2), 2)?;
-        if plan.idmap_grants {
-            for fd in [&in_child, &out_child, &err_child] {
-                hand_pipe_to(fd, plan.identity.host_uid, plan.identity.host_gid);
-            }
-        }
-        let mut stdio = vec![in_child, out_child, err_child];
-        for (fd, _) in &self.passes {
-            stdio.push(fd.try_clone()?);
-        }
+        let owner = plan
+            .idmap_grants
+            .then_some((plan.identity.host_uid, plan.identity.host_gid));
+        let (mut stdio, pipes) = self.stdio_fds(defaults, owner)?;
         let proxy_policy = self.proxy_policy()?;
         let (cgroup, limits_level) = self.limit_cgroup(&mut plan, &mut stdio)?;
         let mut launched = if in_process && self.helper.is_none() && launch::single_threaded() {
@@ -619,13 +609,7 @@ impl Sandbox {
         let listeners = std::mem::take(&mut launched.listeners);
         let uppers = crate::fs::uppers(&plan.mounts, std::mem::take(&mut launched.uppers));
         let syscall_listener = launched.syscall_listener.take();
-        let (mut child, log) = self.new_child(
-            &plan,
-            launched,
-            [in_host, out_host, err_host],
-            started,
-            uppers,
-        );
+        let (mut child, log) = self.new_child(&plan, launched, pipes, started, uppers);
         child.expect(self.attest_expected(&plan, limits_level));
         if let Some(mut relay) = relay.take() {
             relay.serve()?;
@@ -646,6 +630,32 @@ impl Sandbox {
             child.attach_proxy(served);
         }
         Ok(child)
+    }
+
+    /// The command's stdin, stdout and stderr (this sandbox's choice, else
+    /// `defaults`) and the pass-throughs, as the descriptors the init
+    /// installs, and the caller's ends of the pipes. `owner`: the host ids
+    /// anonymous pipes are handed to (see `hand_pipe_to`).
+    fn stdio_fds(
+        &self,
+        defaults: [Stdio; 3],
+        owner: Option<(u32, u32)>,
+    ) -> Result<(Vec<OwnedFd>, [Option<File>; 3]), Error> {
+        let [d0, d1, d2] = defaults;
+        let choose = |i: usize, d: Stdio| self.stdio[i].clone().unwrap_or(d);
+        let (in_child, in_host) = connect(choose(0, d0), 0)?;
+        let (out_child, out_host) = connect(choose(1, d1), 1)?;
+        let (err_child, err_host) = connect(choose(2, d2), 2)?;
+        let mut fds = vec![in_child, out_child, err_child];
+        if let Some((uid, gid)) = owner {
+            for fd in &fds {
+                hand_pipe_to(fd, uid, gid);
+            }
+        }
+        for (fd, _) in &self.passes {
+            fds.push(fd.try_clone()?);
+        }
+        Ok((fds, [in_host, out_host, err_host]))
     }
 
     /// The handle on a started sandbox, and its event log with the start

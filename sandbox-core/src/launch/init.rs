@@ -5,7 +5,6 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal};
@@ -189,20 +188,13 @@ fn build_and_run(
     };
     report_started(control, started, forked.listener)?;
 
-    let outcome = supervise::supervise(
+    Ok(Some(supervise::until_exit(
         forked.pid,
         control.as_fd(),
         &sigfd,
-        plan.timeout_ms.map(Duration::from_millis),
-        Duration::from_millis(plan.grace_ms),
-        plan.hold_reaping,
+        plan,
         supervise::Tree::Namespace,
-    );
-    Ok(Some(Report::Exited {
-        code: outcome.code,
-        signal: outcome.signal,
-        timed_out: outcome.timed_out,
-    }))
+    )))
 }
 
 /// What the start report carries besides the pid.

@@ -14,7 +14,6 @@
 //! supervises like PID 1 would, with its descendants as "everything".
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal};
@@ -132,20 +131,13 @@ fn start_and_supervise(
     report_started(control, landlock_abi, &forked)?;
     drop(forked.listener);
 
-    let outcome = supervise::supervise(
+    Ok(Some(supervise::until_exit(
         forked.pid,
         control.as_fd(),
         &sigfd,
-        plan.timeout_ms.map(Duration::from_millis),
-        Duration::from_millis(plan.grace_ms),
-        plan.hold_reaping,
+        plan,
         supervise::Tree::Descendants,
-    );
-    Ok(Some(Report::Exited {
-        code: outcome.code,
-        signal: outcome.signal,
-        timed_out: outcome.timed_out,
-    }))
+    )))
 }
 
 /// Tell the host the command runs: our own (host) pid, the Landlock ABI,

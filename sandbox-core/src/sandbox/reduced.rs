@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use super::{connect, hand_pipe_to, proxy_environment, proxy_environment_at, proxy_error, Sandbox};
+use super::{proxy_environment, proxy_environment_at, proxy_error, Sandbox};
 use crate::child::{Child, Stdio};
 use crate::error::{Error, Layer, SetupFailure};
 use crate::launch::{self, helper, wire};
@@ -78,21 +78,9 @@ impl Sandbox {
         reduced_environment(&mut plan.env, tmp.path(), listeners.as_ref(), uid);
         plan.hold_reaping = self.landlock_events && crate::events::landlock::visible();
 
-        let [d0, d1, d2] = defaults;
-        let choose = |i: usize, d: Stdio| self.stdio[i].clone().unwrap_or(d);
-        let (in_child, in_host) = connect(choose(0, d0), 0)?;
-        let (out_child, out_host) = connect(choose(1, d1), 1)?;
-        let (err_child, err_host) = connect(choose(2, d2), 2)?;
-        if root {
-            // The command runs as an unprivileged id that must reopen them.
-            for fd in [&in_child, &out_child, &err_child] {
-                hand_pipe_to(fd, uid, gid);
-            }
-        }
-        let mut fds = vec![in_child, out_child, err_child];
-        for (fd, _) in &self.passes {
-            fds.push(fd.try_clone()?);
-        }
+        // A root caller's command runs as an unprivileged id that must
+        // reopen its pipes.
+        let (mut fds, pipes) = self.stdio_fds(defaults, root.then_some((uid, gid)))?;
         let (cgroup, limits_level) = self.limit_cgroup(&mut plan, &mut fds)?;
         if limits_level == crate::LimitsLevel::Rlimit {
             // No user namespace: RLIMIT_NPROC counts every process of the
@@ -110,13 +98,7 @@ impl Sandbox {
                 "the reduced-mode helper did not hand over the command's seccomp listener".into(),
             ));
         };
-        let (mut child, log) = self.new_child(
-            &plan,
-            launched,
-            [in_host, out_host, err_host],
-            started,
-            Vec::new(),
-        );
+        let (mut child, log) = self.new_child(&plan, launched, pipes, started, Vec::new());
         child.set_missing(Mode::Reduced.missing_layers(root));
         child.expect(self.attest_expected(&plan, limits_level).reduced());
         crate::events::syscalls::watch_gated(

@@ -213,3 +213,27 @@ pub(crate) fn supervise(
     out.timed_out = timed_out;
     out
 }
+
+/// [`supervise`] the one command of `plan` to its end: the exit report.
+pub(crate) fn until_exit(
+    command: Pid,
+    control: BorrowedFd<'_>,
+    sigfd: &SignalFd,
+    plan: &crate::launch::wire::Plan,
+    tree: Tree,
+) -> crate::launch::wire::Report {
+    let outcome = supervise(
+        command,
+        control,
+        sigfd,
+        plan.timeout_ms.map(Duration::from_millis),
+        Duration::from_millis(plan.grace_ms),
+        plan.hold_reaping,
+        tree,
+    );
+    crate::launch::wire::Report::Exited {
+        code: outcome.code,
+        signal: outcome.signal,
+        timed_out: outcome.timed_out,
+    }
+}
