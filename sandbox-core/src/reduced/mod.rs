@@ -137,10 +137,16 @@ mod tests {
             .nth(1)
             .expect("README has a reduced-mode section");
         for item in Mode::Reduced.not_contained() {
-            assert!(section.contains(item), "README's reduced-mode section lacks: {item}");
+            assert!(
+                section.contains(item),
+                "README's reduced-mode section lacks: {item}"
+            );
         }
         for layer in Mode::Reduced.missing_layers(false) {
-            assert!(section.contains(&format!("`{layer}`")), "README lacks {layer}");
+            assert!(
+                section.contains(&format!("`{layer}`")),
+                "README lacks {layer}"
+            );
         }
     }
 
