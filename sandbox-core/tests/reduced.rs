@@ -282,3 +282,37 @@ fn options_reduced_mode_cannot_honour_fail_closed() {
     let s = Sandbox::new().allow_reduced(true).session();
     assert!(s.is_err());
 }
+
+#[test]
+fn last_hop_failures_come_back_as_step_and_errno() {
+    without_user_namespaces();
+    let e = Sandbox::new()
+        .allow_reduced(true)
+        .cwd("/nonexistent-stockade-dir")
+        .command(["true"])
+        .output()
+        .expect_err("chdir must fail");
+    match &e {
+        stockade::Error::Setup(f) => {
+            assert_eq!(f.step, "chdir to the working directory", "{e}");
+            assert_eq!(f.errno, libc::ENOENT, "{e}");
+        }
+        other => panic!("not a setup failure: {other}"),
+    }
+    assert_eq!(e.exit_code(), 125);
+    // Control: the same sandbox with an existing cwd runs.
+    let out = Sandbox::new()
+        .allow_reduced(true)
+        .cwd("/")
+        .command(["true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // A missing program is 127, as in the full mode.
+    let e = Sandbox::new()
+        .allow_reduced(true)
+        .command(["no-such-program-stockade"])
+        .output()
+        .expect_err("not found");
+    assert_eq!(e.exit_code(), 127, "{e}");
+}
