@@ -270,7 +270,6 @@ fn new_id() -> String {
     if n != bytes.len() as isize {
         // getrandom cannot fail for 8 bytes once the pool is ready; fall
         // back to something still unique within this host.
-        use std::sync::atomic::AtomicU64;
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let t = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
